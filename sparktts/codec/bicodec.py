@@ -1,0 +1,154 @@
+"""BiCodec: the Spark-TTS audio codec.
+
+Two token streams: semantic tokens (50 per second) from wav2vec2 features through the feature
+encoder and a factorized VQ, and 32 global tokens from the mel of a 6 s reference clip through the
+speaker encoder. Decoding maps semantic tokens to latents, conditions them on the d-vector that the
+global tokens decode to, and renders a 16 kHz waveform.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import load_strict, read_state_dict, resolve_model_dir
+from ..config import BiCodecConfig
+from ..errors import CheckpointError
+from .generator import WaveGenerator
+from .mel import MelSpectrogram
+from .quantize import FactorizedVectorQuantize
+from .speaker import SpeakerEncoder, SpeakerEncoding
+from .tokens import BiCodecTokens
+from .vocos import FeatureDecoder, FeatureEncoder
+
+# Training-only buffers that a checkpoint may or may not carry.
+OPTIONAL_KEYS = (".num_batches_tracked", "quantizer.cluster_size")
+# Buffers of torchaudio's MelSpectrogram: computed from mel_params, never loaded.
+COMPUTED_KEYS = ("mel_transformer.spectrogram.window", "mel_transformer.mel_scale.fb")
+
+
+@dataclass
+class EncoderTrace:
+    """Intermediates of :meth:`BiCodec.encode_with_trace` for analysis and plots."""
+
+    mel: Tensor  # (B, n_mels, M) linear-magnitude mel of the reference clip
+    z: Tensor  # (B, C, T) feature-encoder output
+    speaker: SpeakerEncoding
+
+
+class BiCodec(nn.Module):
+    """The codec. Module names match the released ``BiCodec/model.safetensors``.
+
+    encode: ref_wav ``(B, 96000)`` float 16 kHz + feats ``(B, T, D)`` -> :class:`BiCodecTokens`
+    decode: :class:`BiCodecTokens` (``(B, 32)``, ``(B, N)``) -> wav ``(B, 1, N * 320)`` in [-1, 1].
+    """
+
+    def __init__(self, config: BiCodecConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = FeatureEncoder(config.encoder)
+        self.quantizer = FactorizedVectorQuantize(config.quantizer)
+        self.speaker_encoder = SpeakerEncoder(config.speaker_encoder)
+        self.prenet = FeatureDecoder(config.prenet)
+        self.postnet = FeatureDecoder(config.postnet)  # predicts features in training; unused here
+        self.decoder = WaveGenerator(config.decoder)
+        self.mel_transformer = MelSpectrogram(config.mel)
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> BiCodec:
+        """Load ``config.yaml`` + ``model.safetensors`` from a ``BiCodec/`` dir or a release root."""
+        root = resolve_model_dir(model_dir)
+        codec_dir = root / "BiCodec" if (root / "BiCodec").is_dir() else root
+        config = BiCodecConfig.from_yaml(codec_dir / "config.yaml")
+        model = cls(config)
+        weights = codec_dir / "model.safetensors"
+        if not weights.is_file():
+            raise CheckpointError(f"{weights}: not found; a BiCodec directory holds config.yaml and "
+                                  f"model.safetensors.")
+        model.load_released_state_dict(read_state_dict(weights), source=str(weights))
+        return model.to(device).eval()
+
+    def load_released_state_dict(self, state_dict: dict[str, Tensor], source: str = "state dict") -> None:
+        """Strictly load a state dict in the released layout (weight-norm pairs folded on the way)."""
+        load_strict(self, state_dict, source, optional=OPTIONAL_KEYS, ignored=COMPUTED_KEYS)
+
+    @property
+    def device(self) -> torch.device:
+        return self.quantizer.codebook.weight.device
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    # -- encoding --------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_with_trace(self, ref_wav: Tensor, feats: Tensor, with_x_vector: bool = False
+                          ) -> tuple[BiCodecTokens, EncoderTrace]:
+        mel = self.mel_transformer(ref_wav)  # (B, n_mels, M)
+        z = self.encoder(feats.transpose(1, 2))
+        semantic = self.quantizer.tokenize(z)
+        speaker = self.speaker_encoder.encode(mel.transpose(1, 2), with_x_vector=with_x_vector)
+        return BiCodecTokens(speaker.global_ids, semantic), EncoderTrace(mel, z, speaker)
+
+    def encode(self, ref_wav: Tensor, feats: Tensor) -> BiCodecTokens:
+        """ref_wav ``(B, L)`` float, feats ``(B, T, D)`` -> tokens ``(B, G)`` and ``(B, T)``."""
+        return self.encode_with_trace(ref_wav, feats)[0]
+
+    @torch.inference_mode()
+    def encode_global(self, ref_wav: Tensor) -> Tensor:
+        """Only the speaker branch: ``(B, L)`` -> global ids ``(B, G)``."""
+        mel = self.mel_transformer(ref_wav)
+        return self.speaker_encoder.tokenize(mel.transpose(1, 2)).squeeze(1)
+
+    # -- decoding --------------------------------------------------------------------------------
+    def _check_ids(self, tokens: BiCodecTokens) -> None:
+        g, s = tokens.global_ids, tokens.semantic_ids
+        n_global = self.config.speaker_encoder.token_num
+        n_fsq = self.speaker_encoder.quantizer.codebook_size
+        n_sem = self.quantizer.codebook_size
+        if g.shape[-1] != n_global:
+            raise ValueError(f"global_ids has {g.shape[-1]} tokens per row; this codec uses {n_global}.")
+        if s.shape[-1] == 0:
+            raise ValueError("semantic_ids is empty; there is nothing to decode.")
+        if g.dtype.is_floating_point or s.dtype.is_floating_point:
+            raise ValueError("token ids must be integer tensors.")
+        if int(g.min()) < 0 or int(g.max()) >= n_fsq:
+            raise ValueError(f"global ids must lie in [0, {n_fsq}); given range [{int(g.min())}, {int(g.max())}].")
+        if int(s.min()) < 0 or int(s.max()) >= n_sem:
+            raise ValueError(f"semantic ids must lie in [0, {n_sem}); given range [{int(s.min())}, {int(s.max())}].")
+
+    @torch.inference_mode()
+    def decode_latents(self, tokens: BiCodecTokens) -> dict[str, Tensor]:
+        """The decoder's intermediates: ``z_q``, ``d_vector``, ``prenet_out``, ``decoder_in``, ``wav``."""
+        self._check_ids(tokens)
+        tokens = tokens.to(self.device)
+        z_q = self.quantizer.detokenize(tokens.semantic_ids.long())
+        d_vector = self.speaker_encoder.detokenize(tokens.global_ids.long().unsqueeze(1))
+        prenet_out = self.prenet(z_q, d_vector)
+        decoder_in = prenet_out + d_vector.unsqueeze(-1)
+        return {"z_q": z_q, "d_vector": d_vector, "prenet_out": prenet_out, "decoder_in": decoder_in,
+                "wav": self.decoder(decoder_in)}
+
+    @torch.inference_mode()
+    def decode(self, tokens: BiCodecTokens) -> Tensor:
+        """Tokens -> ``(B, 1, N * hop)`` waveform. Padded rows decode to full length; trim with ``lengths``."""
+        self._check_ids(tokens)
+        tokens = tokens.to(self.device)
+        d_vector = self.speaker_encoder.detokenize(tokens.global_ids.long().unsqueeze(1))
+        x = self.prenet(self.quantizer.detokenize(tokens.semantic_ids.long()), d_vector)
+        return self.decoder(x + d_vector.unsqueeze(-1))
+
+    # Original names (BiCodec.tokenize returns (semantic, global) with global shaped (B, 1, G)).
+    def tokenize(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Drop-in for the original ``BiCodec.tokenize({"feat", "ref_wav"})`` -> ``(semantic, global)``."""
+        tokens = self.encode(batch["ref_wav"].to(self.device), batch["feat"].to(self.device))
+        return tokens.semantic_ids, tokens.global_ids.unsqueeze(1)
+
+    def detokenize(self, semantic_tokens: Tensor, global_tokens: Tensor) -> Tensor:
+        """Drop-in for the original ``BiCodec.detokenize(semantic, global)`` -> ``(B, 1, N * hop)``."""
+        return self.decode(BiCodecTokens(global_tokens, semantic_tokens))
+

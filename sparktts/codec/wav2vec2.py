@@ -1,0 +1,100 @@
+"""The wav2vec2 feature stage: 16 kHz audio -> the mean of hidden states 11, 14 and 16 (50 frames/s).
+
+Uses transformers' ``Wav2Vec2FeatureExtractor`` and ``Wav2Vec2Model`` from the release's
+``wav2vec2-large-xlsr-53/`` directory. Only the first 16 transformer layers are ever used, so by
+default only those are built and loaded (the final LayerNorm is skipped too: ``hidden_states[16]``
+of the full 24-layer model is the raw output of layer 16, before that norm).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import CheckpointError
+
+MIX_LAYERS = (11, 14, 16)
+
+
+@dataclass
+class Wav2Vec2Output:
+    """features: (B, T, D) mean of the mixed layers; lengths: (B,) valid frames; hidden: layer -> (B, T, D)."""
+
+    features: Tensor
+    lengths: Tensor
+    input_values: Tensor
+    hidden: dict[int, Tensor]
+
+
+class Wav2Vec2Features(nn.Module):
+    """``list of (N_i,) float arrays at 16 kHz`` -> :class:`Wav2Vec2Output`.
+
+    Parameters
+    ----------
+    model_dir : path
+        A ``wav2vec2-large-xlsr-53`` directory (``config.json``, ``preprocessor_config.json``, weights).
+    all_layers : bool
+        Build and run every layer, as the original does (for baselines); same result, slower.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, all_layers: bool = False):
+        super().__init__()
+        from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+        from transformers.utils import logging as hf_logging
+
+        model_dir = Path(model_dir)
+        for name in ("config.json", "preprocessor_config.json"):
+            if not (model_dir / name).is_file():
+                raise CheckpointError(f"{model_dir / name}: not found; the wav2vec2 stage needs it.")
+        self.processor = Wav2Vec2FeatureExtractor.from_pretrained(str(model_dir))
+        config = Wav2Vec2Config.from_pretrained(str(model_dir))
+        needed = max(MIX_LAYERS)
+        if config.num_hidden_layers < needed:
+            raise CheckpointError(f"{model_dir}: has {config.num_hidden_layers} transformer layers; "
+                                  f"Spark-TTS mixes hidden states {MIX_LAYERS} and needs at least {needed}.")
+        self.truncated = not all_layers and config.num_hidden_layers > needed
+        if self.truncated:
+            config.num_hidden_layers = needed
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the skipped layers' weights would be reported as unused
+        try:
+            self.model = Wav2Vec2Model.from_pretrained(str(model_dir), config=config)
+        except OSError as exc:
+            raise CheckpointError(f"{model_dir}: cannot load wav2vec2 weights ({exc}).") from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        if (self.truncated or config.num_hidden_layers == needed) and config.do_stable_layer_norm:
+            # With exactly `needed` layers the last hidden state would be the final-LayerNorm output.
+            self.model.encoder.layer_norm = nn.Identity()
+        self.model.eval()
+        logging.getLogger(__name__).debug("wav2vec2 stage: %d layers", config.num_hidden_layers)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def frames(self, num_samples: int) -> int:
+        """Number of 50 Hz frames for a clip of ``num_samples`` (``(N - 400) // 320 + 1`` for the release)."""
+        return int(self.model._get_feat_extract_output_lengths(torch.tensor(num_samples)))
+
+    @torch.inference_mode()
+    def forward(self, wavs: list[np.ndarray], keep_hidden: bool = False) -> Wav2Vec2Output:
+        lengths = [int(w.shape[-1]) for w in wavs]
+        ragged = len(set(lengths)) > 1
+        inputs = self.processor(wavs, sampling_rate=self.processor.sampling_rate, return_tensors="pt",
+                                padding=True, return_attention_mask=True)
+        input_values = inputs.input_values.to(self.device)
+        # Equal lengths: no mask, exactly like the original. Ragged batch: the mask keeps padding out
+        # of attention, so each row matches its unbatched result.
+        mask = inputs.attention_mask.to(self.device) if ragged else None
+        out = self.model(input_values, attention_mask=mask, output_hidden_states=True)
+        hidden = {i: out.hidden_states[i] for i in MIX_LAYERS}
+        feats = (hidden[11] + hidden[14] + hidden[16]) / 3
+        frame_lengths = torch.tensor([self.frames(n) for n in lengths])
+        return Wav2Vec2Output(feats, frame_lengths, input_values, hidden if keep_hidden else {})
