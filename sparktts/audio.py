@@ -72,7 +72,8 @@ def volume_normalize(audio: np.ndarray, coeff: float = 0.2) -> np.ndarray:
 
     Same rule as the original: quiet clips (peak < 0.1) are first raised to a 0.1 peak; the gain is
     clipped to [0.1, 10]; the result is peak-limited to 1. Clips with 10 or fewer samples above 0.01
-    are returned after the first step only.
+    are returned after the first step only. As in the original, the level is measured before the
+    quiet-clip boost and the gain applied after it (so quiet clips end louder than ``coeff``).
     """
     magnitude = np.sort(np.abs(audio))
     if magnitude[-1] < 0.1:

@@ -6,6 +6,8 @@ eps 1e-3), which differs from later vector-quantize-pytorch releases; tokens dep
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -21,7 +23,7 @@ class FSQ(nn.Module):
         self.register_buffer("_levels", torch.tensor(levels, dtype=torch.int32), persistent=False)
         basis = torch.cumprod(torch.tensor([1, *levels[:-1]]), dim=0).to(torch.int32)
         self.register_buffer("_basis", basis, persistent=False)
-        self.codebook_size = int(torch.tensor(levels).prod())
+        self.codebook_size = math.prod(levels)
 
     def bound(self, z: Tensor, eps: float = 1e-3) -> Tensor:
         half_l = (self._levels - 1) * (1 + eps) / 2

@@ -21,8 +21,9 @@ still encodes to exactly one id. The Qwen control tokens (``<|im_end|>``, ...) a
 
 Presets:
 
-* ``"tiny"``: ~600-entry BPE, hidden 64, 2 layers, 4 heads / 2 KV heads, vocab = tokenizer size
-  rounded up to a multiple of 64; builds in seconds.
+* ``"tiny"``: a BPE of a few hundred entries (``bpe_vocab_size`` is a cap; the small corpus yields
+  ~330), hidden 64, 2 layers, 4 heads / 2 KV heads, vocab = tokenizer size rounded up to a multiple of
+  64; builds in well under a second (plus imports).
 * ``"full"``: Qwen2.5-0.5B dimensions (hidden 896, 24 layers, 14 / 2 heads, intermediate 4864, tied
   embeddings, rope_theta 1e6, 32768 positions), vocab_size 166000, bfloat16 weights (~1 GB). The BPE
   vocabulary is padded with unreachable filler entries to Qwen's 151 643 so every added token has its
@@ -335,4 +336,10 @@ def make_random_llm(llm_dir: str | Path, preset: str = "tiny", seed: int = 0) ->
     model = model.to(cfg.dtype).eval()
     model.generation_config = GenerationConfig(bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=bos_id)
     model.save_pretrained(out, safe_serialization=True)
+    # transformers >= 5 writes rope_theta inside "rope_parameters"; 4.x only reads the top-level key (as in
+    # the released config.json) and would silently fall back to 10000. Writing both serves every version.
+    cfg_path = out / "config.json"
+    cfg_json = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg_json.setdefault("rope_theta", cfg.rope_theta)
+    cfg_path.write_text(json.dumps(cfg_json, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out

@@ -1,0 +1,71 @@
+"""Shared fixtures: the reference ("golden") data made with the original code, and random releases."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _find_reference() -> Path | None:
+    env = os.environ.get("SPARKTTS_REFERENCE")
+    if env:
+        return Path(env)
+    for parent in [ROOT, *ROOT.parents]:
+        cand = parent / "shared" / "reference"
+        if (cand / "tiny" / "cases.json").is_file():
+            return cand
+    return None
+
+
+REFERENCE = _find_reference()
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if REFERENCE is None:
+        pytest.fail("reference data not found: set SPARKTTS_REFERENCE to the shared/reference directory")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def tiny_reference_release(reference_dir: Path) -> Path:
+    return reference_dir / "tiny" / "Spark-TTS-tiny"
+
+
+@pytest.fixture(scope="session")
+def cases(reference_dir: Path) -> dict:
+    return {c["name"]: c for c in json.loads((reference_dir / "tiny" / "cases.json").read_text())["cases"]}
+
+
+@pytest.fixture(scope="session")
+def reference_tokenizer(tiny_reference_release: Path):
+    from sparktts import BiCodecTokenizer
+
+    return BiCodecTokenizer.from_pretrained(tiny_reference_release, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_codec_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny release without the LLM (codec tests)."""
+    from sparktts.testing import make_random_release
+
+    return make_random_release(tmp_path_factory.mktemp("tiny_codec"), "tiny", parts=("bicodec", "wav2vec2"))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
