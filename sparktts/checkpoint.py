@@ -28,10 +28,12 @@ _HOW_TO_GET = (
 )
 
 
-def resolve_model_dir(name_or_path: str | os.PathLike, *, require: Iterable[str] = ()) -> Path:
+def resolve_model_dir(name_or_path: str | os.PathLike, *, require: Iterable[str] = (),
+                      local_dir: str | os.PathLike | None = None) -> Path:
     """Return a local release directory for a path or a hub repo id.
 
-    ``require`` lists relative paths that must exist in the directory (checked with a clear error).
+    ``require`` lists relative paths that must exist in the directory (checked with a clear error);
+    ``local_dir`` is where a hub download is placed (default: the hub cache).
     """
     path = Path(name_or_path).expanduser()
     if path.is_dir():
@@ -44,7 +46,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike, *, require: Iterable[str]
     try:
         from huggingface_hub import snapshot_download
 
-        local = Path(snapshot_download(repo_id=text))
+        local = Path(snapshot_download(repo_id=text, local_dir=local_dir))
     except Exception as exc:  # offline, unknown repo, no permission...
         raise CheckpointError(
             f"'{text}' is not a local directory and could not be downloaded from the hub "

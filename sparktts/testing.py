@@ -18,13 +18,16 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
 
+from .audio import reference_clip
 from .checkpoint import unfold_state_dict
 from .codec.bicodec import BiCodec
 from .codec.tokenizer import W2V_DIR
+from .codec.wav2vec2 import Wav2Vec2Features
 from .codec.vocos import ConvNeXtBlock
 from .config import BiCodecConfig
 
@@ -83,14 +86,52 @@ def random_bicodec(config: BiCodecConfig, seed: int = 0) -> BiCodec:
     return model.eval()
 
 
-def write_bicodec(codec_dir: str | os.PathLike, config: BiCodecConfig, seed: int = 0) -> Path:
-    """Write ``config.yaml`` + ``model.safetensors`` (released key layout) for a random BiCodec."""
+def calibration_clips(seconds: float = 3.0, sr: int = 16000) -> list[np.ndarray]:
+    """Three synthetic clips with different spectra (a chirp, a vowel-like buzz, filtered noise)."""
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(7)
+    chirp = 0.3 * np.sin(2 * np.pi * (100 + 600 * t) * t)
+    buzz = 0.3 * np.sign(np.sin(2 * np.pi * 140 * t)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    noise = np.convolve(rng.standard_normal(t.size), np.ones(8) / 8, mode="same") * 0.3
+    return [x.astype(np.float32) for x in (chirp, buzz, noise)]
+
+
+@torch.no_grad()
+def calibrate(model: BiCodec, features: Wav2Vec2Features, ref_length: int = 96000) -> None:
+    """Shift/scale two affine maps so random weights give varied tokens (as the reference data did).
+
+    The factorized VQ input projection is centred (otherwise every frame points the same way and
+    picks the same code), and the speaker FSQ input projection is standardised per dimension to std 1.5
+    (otherwise all 32 global tokens fall in the same FSQ cell).
+    """
+    clips = calibration_clips()
+    feats = features(clips).features
+    z_e = model.quantizer.in_project(model.encoder(feats.transpose(1, 2)))  # (B, d, T)
+    model.quantizer.in_project.bias -= z_e.mean(dim=(0, 2))
+    refs = torch.from_numpy(np.stack([reference_clip(c, ref_length) for c in clips])).float()
+    mel = model.mel_transformer(refs).transpose(1, 2)
+    latent = model.speaker_encoder.encode(mel).latent  # (B, L, K)
+    proj = model.speaker_encoder.quantizer.project_in
+    h = proj(latent.transpose(1, 2)).reshape(-1, proj.out_features)
+    scale = 1.5 / h.std(dim=0).clamp_min(1e-6)
+    proj.weight.mul_(scale[:, None])
+    proj.bias.copy_((proj.bias - h.mean(dim=0)) * scale)
+
+
+def write_bicodec(codec_dir: str | os.PathLike, config: BiCodecConfig, seed: int = 0,
+                  features: Wav2Vec2Features | None = None) -> Path:
+    """Write ``config.yaml`` + ``model.safetensors`` (released key layout) for a random BiCodec.
+
+    With ``features`` (the release's wav2vec2 stage) the weights are calibrated for varied tokens.
+    """
     from safetensors.torch import save_file
 
     codec_dir = Path(codec_dir)
     codec_dir.mkdir(parents=True, exist_ok=True)
     (codec_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     model = random_bicodec(config, seed)
+    if features is not None:
+        calibrate(model, features)
     save_file(unfold_state_dict(model), str(codec_dir / "model.safetensors"))
     return codec_dir
 
@@ -143,10 +184,11 @@ def make_random_release(
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}; choose from bicodec, wav2vec2, llm")
     (root / "config.yaml").write_text(yaml.safe_dump(RELEASE_TOP_CONFIG, sort_keys=False))
-    if "bicodec" in parts and not (root / "BiCodec" / "model.safetensors").exists():
-        write_bicodec(root / "BiCodec", bicodec_config(preset), seed)
     if "wav2vec2" in parts and not (root / W2V_DIR / "model.safetensors").exists():
         write_wav2vec2(root / W2V_DIR, preset, seed + 1)
+    if "bicodec" in parts and not (root / "BiCodec" / "model.safetensors").exists():
+        features = Wav2Vec2Features(root / W2V_DIR) if (root / W2V_DIR / "model.safetensors").exists() else None
+        write_bicodec(root / "BiCodec", bicodec_config(preset), seed, features)
     if "llm" in parts and not (root / "LLM" / "model.safetensors").exists():
         from .llm.factory import make_random_llm
 

@@ -1,0 +1,116 @@
+"""Figures of audio and tokens, shared by the demo, the notebooks, the widget panels and the evals.
+
+Every function returns a ``matplotlib.figure.Figure`` (or draws on given axes) and never calls
+``plt.show()``, so it works in notebooks, in headless tests and when saving PNGs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import librosa
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+SAMPLE_RATE = 16000
+TOKEN_RATE = 50  # semantic tokens per second
+
+
+def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, n_mels: int = 80, hop_length: int = 160) -> np.ndarray:
+    """Log-mel spectrogram in dB, ``(n_mels, frames)``, for display."""
+    mel = librosa.feature.melspectrogram(y=np.asarray(audio, dtype=np.float32), sr=sr, n_fft=1024,
+                                         hop_length=hop_length, n_mels=n_mels, fmax=sr / 2)
+    return librosa.power_to_db(mel, ref=np.max(mel) if np.max(mel) > 0 else 1.0, top_db=80)
+
+
+def plot_waveform(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = None, title: str = "") -> Axes:
+    ax = ax or plt.figure(figsize=(10, 2)).gca()
+    t = np.arange(len(audio)) / sr
+    ax.plot(t, audio, linewidth=0.5, color="tab:blue")
+    ax.set_xlim(0, max(t[-1] if len(t) else 0, 1e-3))
+    ax.set_ylabel("amplitude")
+    ax.set_title(title)
+    return ax
+
+
+def plot_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = None, title: str = "") -> Axes:
+    ax = ax or plt.figure(figsize=(10, 3)).gca()
+    hop = 160
+    mel = log_mel(audio, sr, hop_length=hop)
+    duration = len(audio) / sr
+    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, mel.shape[0]))
+    ax.set_ylabel("mel bin")
+    ax.set_title(title)
+    return ax
+
+
+def plot_semantic_tokens(semantic_ids: Sequence[int] | np.ndarray, ax: Axes | None = None,
+                         title: str = "semantic tokens") -> Axes:
+    """Token ids as a timeline at 50 per second, so it lines up under a spectrogram of the same audio."""
+    ids = np.asarray(semantic_ids).reshape(-1)
+    ax = ax or plt.figure(figsize=(10, 1.5)).gca()
+    t = np.arange(len(ids)) / TOKEN_RATE
+    # Categorical colours: ids are labels, not magnitudes, so neighbouring ids get unrelated colours.
+    ax.imshow((ids % 20)[None, :], aspect="auto", cmap="tab20", interpolation="nearest",
+              extent=(0, len(ids) / TOKEN_RATE, 0, 1), vmin=0, vmax=19)
+    ax.set_yticks([])
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"{title} ({len(ids)} tokens, {len(np.unique(ids))} distinct)")
+    if len(ids) <= 80:  # small enough to print the ids themselves
+        for x, i in zip(t, ids):
+            ax.text(x + 0.5 / TOKEN_RATE, 0.5, str(int(i)), ha="center", va="center", fontsize=5, rotation=90)
+    return ax
+
+
+def plot_global_tokens(global_ids: np.ndarray | Sequence[Sequence[int]], labels: Sequence[str] | None = None,
+                       ax: Axes | None = None, codebook_size: int = 4096) -> Axes:
+    """Global (speaker) tokens of one or more voices as a heat-map: one row per voice, 32 columns."""
+    ids = np.atleast_2d(np.asarray(global_ids))
+    ax = ax or plt.figure(figsize=(10, 0.5 + 0.4 * len(ids))).gca()
+    ax.imshow(ids, aspect="auto", cmap="viridis", vmin=0, vmax=codebook_size - 1, interpolation="nearest")
+    for r in range(ids.shape[0]):
+        for c in range(ids.shape[1]):
+            ax.text(c, r, str(int(ids[r, c])), ha="center", va="center", fontsize=6, color="white")
+    ax.set_yticks(range(len(ids)), labels if labels is not None else [f"voice {i}" for i in range(len(ids))])
+    ax.set_xlabel("global token index")
+    ax.set_title("global tokens")
+    return ax
+
+
+def codec_overview(audio: np.ndarray, global_ids: np.ndarray, semantic_ids: np.ndarray,
+                   sr: int = SAMPLE_RATE, title: str = "") -> Figure:
+    """Waveform, mel spectrogram, semantic-token timeline and global-token strip of one clip."""
+    fig, axes = plt.subplots(4, 1, figsize=(11, 7.5), height_ratios=[1.2, 2.2, 0.8, 0.6],
+                             constrained_layout=True)
+    duration = len(audio) / sr
+    plot_waveform(audio, sr, axes[0], title=title)
+    plot_mel(audio, sr, axes[1])
+    plot_semantic_tokens(semantic_ids, axes[2])
+    for ax in axes[:3]:
+        ax.set_xlim(0, duration)
+    plot_global_tokens(np.asarray(global_ids).reshape(1, -1), ["global"], axes[3])
+    return fig
+
+
+def compare_spectrograms(clips: dict[str, np.ndarray], sr: int = SAMPLE_RATE) -> Figure:
+    """Mel spectrograms of several clips (e.g. prompt vs output) stacked with a shared colour scale."""
+    fig, axes = plt.subplots(len(clips), 1, figsize=(10, 2.4 * len(clips)), squeeze=False,
+                             constrained_layout=True)
+    for ax, (name, audio) in zip(axes[:, 0], clips.items()):
+        plot_mel(audio, sr, ax, title=name)
+    axes[-1, 0].set_xlabel("time (s)")
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
