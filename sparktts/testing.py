@@ -27,8 +27,8 @@ from .audio import reference_clip
 from .checkpoint import unfold_state_dict
 from .codec.bicodec import BiCodec
 from .codec.tokenizer import W2V_DIR
-from .codec.wav2vec2 import Wav2Vec2Features
 from .codec.vocos import ConvNeXtBlock
+from .codec.wav2vec2 import Wav2Vec2Features
 from .config import BiCodecConfig
 
 RELEASE_TOP_CONFIG = {
