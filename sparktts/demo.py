@@ -8,7 +8,10 @@ the audio is noise, labelled "random weights: pipeline check only".
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,21 +25,43 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 RANDOM_LABEL = "random weights: pipeline check only"
 
 
-def find_release(model: str, out: Path) -> tuple[Path, bool]:
-    """The release to use and whether it is a random stand-in."""
+def random_release_dir() -> Path:
+    """Where the tiny random stand-in release is cached (``$SPARKTTS_CACHE``, default ~/.cache/sparktts)."""
+    from . import __version__
+
+    cache = Path(os.environ.get("SPARKTTS_CACHE", Path.home() / ".cache" / "sparktts")).expanduser()
+    return cache / f"random-release-tiny-{__version__}"
+
+
+def find_release(model: str | os.PathLike, download: bool = True) -> tuple[Path, bool]:
+    """The release to use and whether it is a random stand-in.
+
+    ``model`` if it is a directory; else, with ``download``, the hub release downloaded into ``model``;
+    else a tiny random release (built once, cached), with a printed notice.
+    """
     path = Path(model)
     if path.is_dir():
         return resolve_model_dir(path, require=RELEASE_LAYOUT), False
-    try:
-        print(f"{path} not found; trying to download {DEFAULT_REPO_ID} into it ...")
-        return resolve_model_dir(DEFAULT_REPO_ID, require=RELEASE_LAYOUT, local_dir=path), False
-    except CheckpointError as exc:
-        print(f"No Spark-TTS model available: {str(exc).splitlines()[0]}")
+    if download:
+        try:
+            print(f"{path} not found; trying to download {DEFAULT_REPO_ID} into it ...")
+            return resolve_model_dir(DEFAULT_REPO_ID, require=RELEASE_LAYOUT, local_dir=path), False
+        except CheckpointError as exc:
+            print(f"No Spark-TTS model available: {str(exc).splitlines()[0]}")
     from .testing import make_random_release
 
-    random_dir = out / "random-release-tiny"
+    random_dir = random_release_dir()
     print(f"Running on a tiny random release in {random_dir} ({RANDOM_LABEL}).")
-    return make_random_release(random_dir, "tiny"), True
+    if not (random_dir / "LLM" / "config.json").exists():
+        # Build aside and rename, so a concurrent reader never sees a half-written release.
+        random_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=random_dir.parent))
+        make_random_release(tmp, "tiny")
+        try:
+            os.replace(tmp, random_dir)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return random_dir, True
 
 
 def codec_round_trip(release: Path, prompt: Path, out: Path, label: str) -> dict[str, float]:
@@ -68,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    release, is_random = find_release(args.model_dir, out)
+    release, is_random = find_release(args.model_dir)
     label = RANDOM_LABEL if is_random else release.name
     codec_round_trip(release, Path(args.prompt), out, label)
     print(f"Done ({label}). Outputs in {out}/:")

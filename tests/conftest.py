@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Random stand-in releases built by the demo and notebooks are cached per test session.
+os.environ.setdefault("SPARKTTS_CACHE", tempfile.mkdtemp(prefix="sparktts-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 
