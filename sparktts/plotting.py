@@ -1,7 +1,8 @@
 """Figures of audio and tokens, shared by the demo, the notebooks, the widget panels and the evals.
 
-Every function returns a ``matplotlib.figure.Figure`` (or draws on given axes) and never calls
-``plt.show()``, so it works in notebooks, in headless tests and when saving PNGs.
+Every function returns a ``matplotlib.figure.Figure`` (or draws on given axes). Figures are made
+with ``Figure()`` rather than pyplot: no global state, no backend to choose, no duplicate display in
+notebooks (where the returned figure renders inline), and ``savefig`` works headless.
 """
 
 from __future__ import annotations
@@ -10,13 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import librosa
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 SAMPLE_RATE = 16000
 TOKEN_RATE = 50  # semantic tokens per second
@@ -30,7 +27,7 @@ def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, n_mels: int = 80, hop_leng
 
 
 def plot_waveform(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = None, title: str = "") -> Axes:
-    ax = ax or plt.figure(figsize=(10, 2)).gca()
+    ax = ax or Figure(figsize=(10, 2)).gca()
     t = np.arange(len(audio)) / sr
     ax.plot(t, audio, linewidth=0.5, color="tab:blue")
     ax.set_xlim(0, max(t[-1] if len(t) else 0, 1e-3))
@@ -40,7 +37,7 @@ def plot_waveform(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = No
 
 
 def plot_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = None, title: str = "") -> Axes:
-    ax = ax or plt.figure(figsize=(10, 3)).gca()
+    ax = ax or Figure(figsize=(10, 3)).gca()
     hop = 160
     mel = log_mel(audio, sr, hop_length=hop)
     duration = len(audio) / sr
@@ -54,7 +51,7 @@ def plot_semantic_tokens(semantic_ids: Sequence[int] | np.ndarray, ax: Axes | No
                          title: str = "semantic tokens") -> Axes:
     """Token ids as a timeline at 50 per second, so it lines up under a spectrogram of the same audio."""
     ids = np.asarray(semantic_ids).reshape(-1)
-    ax = ax or plt.figure(figsize=(10, 1.5)).gca()
+    ax = ax or Figure(figsize=(10, 1.5)).gca()
     t = np.arange(len(ids)) / TOKEN_RATE
     # Categorical colours: ids are labels, not magnitudes, so neighbouring ids get unrelated colours.
     ax.imshow((ids % 20)[None, :], aspect="auto", cmap="tab20", interpolation="nearest",
@@ -72,7 +69,7 @@ def plot_global_tokens(global_ids: np.ndarray | Sequence[Sequence[int]], labels:
                        ax: Axes | None = None, codebook_size: int = 4096) -> Axes:
     """Global (speaker) tokens of one or more voices as a heat-map: one row per voice, 32 columns."""
     ids = np.atleast_2d(np.asarray(global_ids))
-    ax = ax or plt.figure(figsize=(10, 0.5 + 0.4 * len(ids))).gca()
+    ax = ax or Figure(figsize=(10, 0.5 + 0.4 * len(ids))).gca()
     ax.imshow(ids, aspect="auto", cmap="viridis", vmin=0, vmax=codebook_size - 1, interpolation="nearest")
     for r in range(ids.shape[0]):
         for c in range(ids.shape[1]):
@@ -86,8 +83,8 @@ def plot_global_tokens(global_ids: np.ndarray | Sequence[Sequence[int]], labels:
 def codec_overview(audio: np.ndarray, global_ids: np.ndarray, semantic_ids: np.ndarray,
                    sr: int = SAMPLE_RATE, title: str = "") -> Figure:
     """Waveform, mel spectrogram, semantic-token timeline and global-token strip of one clip."""
-    fig, axes = plt.subplots(4, 1, figsize=(11, 7.5), height_ratios=[1.2, 2.2, 0.8, 0.6],
-                             constrained_layout=True)
+    fig = Figure(figsize=(11, 7.5), constrained_layout=True)
+    axes = fig.subplots(4, 1, height_ratios=[1.2, 2.2, 0.8, 0.6])
     duration = len(audio) / sr
     plot_waveform(audio, sr, axes[0], title=title)
     plot_mel(audio, sr, axes[1])
@@ -100,11 +97,19 @@ def codec_overview(audio: np.ndarray, global_ids: np.ndarray, semantic_ids: np.n
 
 def compare_spectrograms(clips: dict[str, np.ndarray], sr: int = SAMPLE_RATE) -> Figure:
     """Mel spectrograms of several clips (e.g. prompt vs output) stacked with a shared colour scale."""
-    fig, axes = plt.subplots(len(clips), 1, figsize=(10, 2.4 * len(clips)), squeeze=False,
-                             constrained_layout=True)
+    fig = Figure(figsize=(10, 2.4 * len(clips)), constrained_layout=True)
+    axes = fig.subplots(len(clips), 1, squeeze=False)
     for ax, (name, audio) in zip(axes[:, 0], clips.items()):
         plot_mel(audio, sr, ax, title=name)
     axes[-1, 0].set_xlabel("time (s)")
+    return fig
+
+
+def global_tokens_figure(global_ids: np.ndarray, labels: Sequence[str] | None = None) -> Figure:
+    """:func:`plot_global_tokens` on a figure sized for the number of voices."""
+    ids = np.atleast_2d(np.asarray(global_ids))
+    fig = Figure(figsize=(10, 0.8 + 0.45 * len(ids)), constrained_layout=True)
+    plot_global_tokens(ids, labels, fig.gca())
     return fig
 
 
@@ -112,5 +117,4 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return path

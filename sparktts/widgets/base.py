@@ -29,12 +29,9 @@ def audio_widget(audio: np.ndarray, sample_rate: int = 16000) -> W.Audio:
 
 
 def figure_widget(fig: Any, width: str = "100%") -> W.Image:
-    """A matplotlib figure as a PNG image widget (the figure is closed afterwards)."""
+    """A matplotlib figure as a PNG image widget."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return W.Image(value=buf.getvalue(), format="png", layout=W.Layout(width=width))
 
 

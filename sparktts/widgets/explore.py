@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..codec import BiCodecTokenizer, BiCodecTokens, CodecAnalysis
-from ..plotting import codec_overview, plot_global_tokens
+from ..plotting import codec_overview, global_tokens_figure
 from .base import Panel, audio_widget, figure_widget, prompt_choices, uploaded_audio
 
 MASK_MODES = ("repeat the token before the span", "random ids", "one constant id")
@@ -97,12 +97,7 @@ class TokenExplorer(Panel):
                              figure_widget(codec_overview(a.wav, a.tokens.global_ids[0].numpy(),
                                                           a.tokens.semantic_ids[0].numpy(),
                                                           title=f"{key}: {self.names[key]}"))]
-            import matplotlib.pyplot as plt
-
-            fig = plt.figure(figsize=(10, 1.4))
-            plot_global_tokens(np.stack(rows), labels=[f"{k}: {self.names[k]}" for k in self.analysis],
-                               ax=fig.gca())
-            fig.tight_layout()
+            fig = global_tokens_figure(np.stack(rows), [f"{k}: {self.names[k]}" for k in self.analysis])
             self.result = None
             return [figure_widget(fig), *children]
 
