@@ -2,9 +2,14 @@
 
 from .audio import load_audio, save_audio
 from .codec import BiCodec, BiCodecTokenizer, BiCodecTokens, CodecAnalysis
-from .errors import AudioError, CheckpointError, ConfigError, PromptError, SparkTTSError
+from .errors import AudioError, CheckpointError, ConfigError, GenerationError, PromptError, SparkTTSError
 
 __version__ = "0.1.0"
+
+# Imported after __version__: voices.py records it in voice metadata.
+from .api import SparkTTS, Synthesis, SynthesisStream  # noqa: E402
+from .generation import SamplingConfig  # noqa: E402
+from .voices import Voice  # noqa: E402
 
 __all__ = [
     "AudioError",
@@ -14,8 +19,14 @@ __all__ = [
     "CheckpointError",
     "CodecAnalysis",
     "ConfigError",
+    "GenerationError",
     "PromptError",
+    "SamplingConfig",
+    "SparkTTS",
     "SparkTTSError",
+    "Synthesis",
+    "SynthesisStream",
+    "Voice",
     "__version__",
     "load_audio",
     "save_audio",

@@ -72,3 +72,34 @@ def rng() -> np.random.Generator:
 def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, amp: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+# --- generation (SparkTTS on a random tiny release with the LLM) -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete random tiny release (BiCodec, wav2vec2, LLM) in the released layout."""
+    from sparktts.testing import make_random_release
+
+    return make_random_release(tmp_path_factory.mktemp("tiny_release") / "Spark-TTS-tiny", "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_tts(tiny_release: Path):
+    """SparkTTS on the tiny release, on CPU (shared: tests must not change its state)."""
+    from sparktts import SparkTTS
+
+    return SparkTTS.from_pretrained(tiny_release, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def prompt_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1.5 s, 16 kHz reference clip (a modulated tone: the codec only needs non-silent audio)."""
+    import soundfile
+
+    t = np.arange(24000) / 16000
+    wav = tone(1.5, freq=180.0) * (1.0 + 0.5 * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
+    path = tmp_path_factory.mktemp("prompt") / "ref.wav"
+    soundfile.write(str(path), wav, 16000)
+    return path

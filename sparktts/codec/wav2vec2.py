@@ -61,14 +61,17 @@ class Wav2Vec2Features(nn.Module):
         self.truncated = not all_layers and config.num_hidden_layers > needed
         if self.truncated:
             config.num_hidden_layers = needed
-        verbosity = hf_logging.get_verbosity()
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # the skipped layers' weights would be reported as unused
+        hf_logging.disable_progress_bar()
         try:
             self.model = Wav2Vec2Model.from_pretrained(str(model_dir), config=config)
         except OSError as exc:
             raise CheckpointError(f"{model_dir}: cannot load wav2vec2 weights ({exc}).") from exc
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         if (self.truncated or config.num_hidden_layers == needed) and config.do_stable_layer_norm:
             # With exactly `needed` layers the last hidden state would be the final-LayerNorm output.
             self.model.encoder.layer_norm = nn.Identity()

@@ -1,4 +1,4 @@
-"""Language-model side of Spark-TTS: random stand-in LLM directories for tests and benchmarks."""
+"""Language-model side of Spark-TTS: loading the released LLM, and random stand-ins for tests and benchmarks."""
 
 from sparktts.llm.factory import (
     PRESETS,
@@ -8,6 +8,7 @@ from sparktts.llm.factory import (
     build_tokenizer,
     make_random_llm,
 )
+from sparktts.llm.model import load_llm, resolve_dtype
 
 __all__ = [
     "PRESETS",
@@ -15,5 +16,7 @@ __all__ = [
     "QWEN2_BASE_VOCAB_SIZE",
     "LLMPreset",
     "build_tokenizer",
+    "load_llm",
     "make_random_llm",
+    "resolve_dtype",
 ]

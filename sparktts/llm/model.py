@@ -1,0 +1,134 @@
+"""Loading the Spark-TTS language model (``LLM/``: a Qwen2.5-0.5B causal LM and its expanded tokenizer).
+
+The original loads ``AutoTokenizer`` and ``AutoModelForCausalLM`` from ``{model_dir}/LLM`` with the
+transformers defaults (float32 weights under transformers 4.x). :func:`load_llm` does the same, offline
+(``local_files_only``), in eval mode, with a dtype option, and checks that the tokenizer really is a
+Spark-TTS one (the BiCodec tokens are each one id) and fits the model's embedding table, so that a wrong
+directory fails at load time with a message instead of producing garbage during generation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sparktts.errors import CheckpointError, ConfigError
+
+__all__ = ["DTYPES", "load_llm", "resolve_dtype"]
+
+# Names accepted for ``dtype`` (besides torch.dtype objects). "auto" keeps the checkpoint's own dtype.
+DTYPES: dict[str, torch.dtype | str] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "auto": "auto",
+}
+
+# Tokens every Spark-TTS LLM tokenizer must hold as single ids (first / last of each id range we use).
+_REQUIRED_TOKENS = (
+    "<|bicodec_semantic_0|>",
+    "<|bicodec_semantic_8191|>",
+    "<|bicodec_global_0|>",
+    "<|bicodec_global_4095|>",
+    "<|task_tts|>",
+    "<|task_controllable_tts|>",
+    "<|start_semantic_token|>",
+    "<|end_global_token|>",
+)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
+    """``None`` -> float32 (the original's dtype); a name of :data:`DTYPES` or a floating torch.dtype as is.
+
+    Raises:
+        ConfigError: unknown name or a non-floating dtype.
+    """
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ConfigError(f"dtype must be a floating-point dtype, got {dtype}")
+        return dtype
+    if isinstance(dtype, str):
+        key = dtype.lower().removeprefix("torch.")
+        if key in DTYPES:
+            return DTYPES[key]
+    raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)} or a torch.dtype")
+
+
+def load_llm(
+    llm_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype | None = None,
+    **model_kwargs: Any,
+) -> tuple[Any, Any]:
+    """Load the tokenizer and the causal LM of a Spark-TTS ``LLM/`` directory.
+
+    Args:
+        llm_dir: the ``LLM`` directory of a release (config.json, model.safetensors, tokenizer files).
+        device: where to put the model.
+        dtype: weight dtype: None (float32, as the original), "bfloat16", "float16", "auto" (checkpoint
+            dtype) or a torch.dtype. Half precision is for GPUs; on CPU it is slow.
+        **model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``attn_implementation``).
+
+    Returns:
+        ``(tokenizer, model)``; the model is in eval mode on ``device``. The tokenizer pads on the left,
+        which batched generation needs.
+
+    Raises:
+        CheckpointError: the directory is missing or incomplete, transformers cannot load it, or the
+            tokenizer lacks the Spark-TTS tokens / does not fit the model's vocabulary.
+        ConfigError: unknown ``dtype``.
+    """
+    # Imported here: importing sparktts (codec only) should not pay for transformers' import time.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(llm_dir)
+    if not path.is_dir():
+        raise CheckpointError(
+            f"{path}: LLM directory not found. A Spark-TTS release has an LLM/ folder with config.json, "
+            "model.safetensors and the tokenizer files; pass the release root to SparkTTS.from_pretrained."
+        )
+    missing = [name for name in ("config.json", "tokenizer_config.json") if not (path / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete LLM directory, missing {missing}; re-download the release.")
+    torch_dtype = resolve_dtype(dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # transformers raises OSError / ValueError / JSON errors for broken files
+        raise CheckpointError(f"{path}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from exc
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True, dtype=torch_dtype, **model_kwargs
+        )
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot load the language model ({type(exc).__name__}: {exc})") from exc
+    _check_tokenizer(tokenizer, model, path)
+    # Batched generation left-pads: every row's last prompt token then sits at the same position.
+    tokenizer.padding_side = "left"
+    return tokenizer, model.to(device).eval()
+
+
+def _check_tokenizer(tokenizer: Any, model: Any, path: Path) -> None:
+    """Every required Spark-TTS token is one known id below the model's vocabulary size."""
+    vocab_size = int(model.get_input_embeddings().weight.shape[0])
+    unk = getattr(tokenizer, "unk_token_id", None)
+    for tok in _REQUIRED_TOKENS:
+        ids = tokenizer.encode(tok, add_special_tokens=False)
+        if len(ids) != 1 or ids[0] == unk:
+            raise CheckpointError(
+                f"{path}: the tokenizer does not know {tok} as one token (got ids {ids[:5]}); this is not a "
+                "Spark-TTS LLM directory (its tokenizer adds the BiCodec and control tokens)."
+            )
+        if ids[0] >= vocab_size:
+            raise CheckpointError(
+                f"{path}: token {tok} has id {ids[0]} but the model's vocabulary has {vocab_size} rows; the "
+                "tokenizer and model.safetensors come from different checkpoints."
+            )
