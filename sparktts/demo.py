@@ -85,17 +85,47 @@ def codec_round_trip(release: Path, prompt: Path, out: Path, label: str) -> dict
     return {"seconds": len(wav) / 16000, "rms": float(np.sqrt(np.mean(wav**2)))}
 
 
+def generation(release: Path, prompt: Path, out: Path, label: str, max_new_tokens: int) -> None:
+    """One voice clone and one voice creation, with their token figures and the created voice file."""
+    from .api import SparkTTS
+    from .plotting import codec_overview, save_figure
+
+    tts = SparkTTS.from_pretrained(release, device="cpu")
+    runs = {
+        "clone": lambda: tts.clone("Hello! This sentence is spoken in the voice of the prompt clip.",
+                                   prompt_audio=prompt, seed=0, max_new_tokens=max_new_tokens),
+        "create": lambda: tts.create("Hello! This voice was designed from three labels.", gender="female",
+                                     pitch="high", speed="moderate", seed=0, max_new_tokens=max_new_tokens),
+    }
+    for name, run in runs.items():
+        result = run()
+        result.save(out / f"{name}.wav")
+        fig = codec_overview(result.audio, result.global_tokens, result.semantic_tokens,
+                             title=f"{name} ({label})")
+        save_figure(fig, out / f"{name}.png")
+        extra = ""
+        if name == "create":
+            result.voice("demo-created").save(out / "created_voice.json")
+            extra = f"; the model chose pitch {result.pitch_value} mel, speed {result.speed_value} syll/s"
+        print(f"{name}: {result.duration:.2f} s of audio from {len(result.semantic_tokens)} semantic tokens "
+              f"(seed {result.seed}) in {result.timings.get('total_s', float('nan')):.1f} s{extra}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparktts.demo", description=__doc__)
     parser.add_argument("--model_dir", default="pretrained_models/Spark-TTS-0.5B")
     parser.add_argument("--prompt", default=str(DATA / "prompts" / "demo_en.wav"))
     parser.add_argument("--out", default="outputs/demo")
+    parser.add_argument("--max_new_tokens", type=int, default=None,
+                        help="LLM budget per utterance (default: 3000 with real weights, 300 with random ones)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     release, is_random = find_release(args.model_dir)
     label = RANDOM_LABEL if is_random else release.name
     codec_round_trip(release, Path(args.prompt), out, label)
+    budget = args.max_new_tokens or (300 if is_random else 3000)
+    generation(release, Path(args.prompt), out, label, budget)
     print(f"Done ({label}). Outputs in {out}/:")
     for p in sorted(out.glob("*.*")):
         print(f"  {p}")

@@ -21,7 +21,10 @@ TOKEN_RATE = 50  # semantic tokens per second
 
 def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, n_mels: int = 80, hop_length: int = 160) -> np.ndarray:
     """Log-mel spectrogram in dB, ``(n_mels, frames)``, for display."""
-    mel = librosa.feature.melspectrogram(y=np.asarray(audio, dtype=np.float32), sr=sr, n_fft=1024,
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) < 1024:  # very short clips (a few tokens): pad so one full frame exists
+        audio = np.pad(audio, (0, 1024 - len(audio)))
+    mel = librosa.feature.melspectrogram(y=audio, sr=sr, n_fft=1024,
                                          hop_length=hop_length, n_mels=n_mels, fmax=sr / 2)
     return librosa.power_to_db(mel, ref=np.max(mel) if np.max(mel) > 0 else 1.0, top_db=80)
 

@@ -22,3 +22,18 @@ def test_demo_falls_back_to_random_release(tmp_path, capsys, monkeypatch):
     assert sr == 16000 and len(tokens["semantic_ids"][0]) == prompt_frames
     assert len(wav) == prompt_frames * 320 and len(tokens["global_ids"][0]) == 32
     assert (out / "codec_roundtrip.png").stat().st_size > 10_000
+
+
+def test_demo_clone_and_create_outputs(tmp_path, monkeypatch):
+    """The demo also clones and creates: both wavs exist and match their token counts."""
+    from sparktts.voices import Voice
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "out"
+    assert demo.main(["--model_dir", str(tmp_path / "no-model"), "--out", str(out), "--max_new_tokens", "60"]) == 0
+    for name in ("clone", "create"):
+        info = soundfile.info(str(out / f"{name}.wav"))
+        assert info.samplerate == 16000 and info.frames > 0 and info.frames % 320 == 0
+        assert (out / f"{name}.png").is_file()
+    voice = Voice.load(out / "created_voice.json")
+    assert len(voice.global_ids) == 32
