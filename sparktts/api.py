@@ -42,8 +42,9 @@ from sparktts.audio import save_audio
 from sparktts.checkpoint import DEFAULT_REPO_ID, resolve_model_dir
 from sparktts.codec.tokenizer import W2V_DIR, BiCodecTokenizer, resolve_device
 from sparktts.codec.tokens import BiCodecTokens
-from sparktts.errors import GenerationError, PromptError
+from sparktts.errors import ConfigError, GenerationError, PromptError
 from sparktts.generation import GeneratedTokens, Kind, Mode, SamplingConfig, SpeechGenerator, new_seed
+from sparktts.llm.decode import quantize_int8
 from sparktts.llm.model import load_llm
 from sparktts.prompts import Gender, Level, build_clone_prompt, build_create_prompt
 from sparktts.streaming import StreamingDecoder, TokenQueueStreamer, crossfade_concat, fade_curves
@@ -257,6 +258,10 @@ class SparkTTS:
         device: None picks ``cuda:0`` when available; ``"0"`` means ``cuda:0`` like the original.
         dtype: the LLM's weight dtype (None = float32 as the original, "bfloat16" for GPUs, "auto").
             The codec always runs in float32.
+        engine: "fast" (default: KV-cached loop with an LM head restricted to the Spark-TTS tokens; the same
+            tokens as ``model.generate`` under greedy decoding) or "hf" (``model.generate``, the original's way).
+        quantize: None, or "int8" for dynamic int8 linear layers in the LLM body (CPU speed; changes the
+            numbers — see the README's benchmark for its cost).
 
     Attributes (original names): ``model_dir``, ``device``, ``configs``, ``sample_rate``, ``tokenizer``
     (the LLM's), ``model`` (the LLM), ``audio_tokenizer`` (:class:`BiCodecTokenizer`); plus ``codec`` and
@@ -264,13 +269,17 @@ class SparkTTS:
     """
 
     def __init__(self, model_dir: str | os.PathLike = DEFAULT_REPO_ID, device: Any = None,
-                 dtype: str | torch.dtype | None = None):
+                 dtype: str | torch.dtype | None = None, engine: str = "fast", quantize: str | None = None):
         self.model_dir = resolve_model_dir(model_dir, require=("config.yaml", "BiCodec", "LLM", W2V_DIR))
         self.device = resolve_device(device)
         self.audio_tokenizer = BiCodecTokenizer(self.model_dir, device=self.device)
         self.configs = self.audio_tokenizer.config
         self.sample_rate = self.audio_tokenizer.sample_rate
         self.tokenizer, self.model = load_llm(self.model_dir / "LLM", self.device, dtype)
+        if quantize is not None:
+            if quantize != "int8":
+                raise ConfigError(f"quantize must be None or 'int8', not {quantize!r}")
+            quantize_int8(self.model)
         self.codec = self.audio_tokenizer.model
         self.num_globals = self.codec.config.speaker_encoder.token_num
         self.generator = SpeechGenerator(
@@ -280,13 +289,17 @@ class SparkTTS:
             global_size=self.codec.speaker_encoder.quantizer.codebook_size,
             num_globals=self.num_globals,
         )
+        if engine not in ("fast", "hf"):
+            raise ConfigError(f"engine must be 'fast' or 'hf', not {engine!r}")
+        self.generator.engine = engine
         self._voice_cache: OrderedDict[tuple[Any, ...], Voice] = OrderedDict()
 
     @classmethod
     def from_pretrained(cls, model_dir_or_repo_id: str | os.PathLike = DEFAULT_REPO_ID, device: Any = None,
-                        dtype: str | torch.dtype | None = None) -> SparkTTS:
+                        dtype: str | torch.dtype | None = None, engine: str = "fast",
+                        quantize: str | None = None) -> SparkTTS:
         """Load a release from a local directory, or a hub repo id when online (see :class:`SparkTTS`)."""
-        return cls(model_dir_or_repo_id, device=device, dtype=dtype)
+        return cls(model_dir_or_repo_id, device=device, dtype=dtype, engine=engine, quantize=quantize)
 
     # -- voices ---------------------------------------------------------------------------------------
     def make_voice(self, audio: str | os.PathLike | np.ndarray, transcript: str | None = None, *,

@@ -485,6 +485,18 @@ class SpeechGenerator:
             num_globals=num_globals,
         )
         self._grammar: SpeechGrammar | None = None
+        self._fast: Any = None
+        # "fast": constrained decoding runs FastDecoder (restricted LM head, KV cache; same greedy tokens as
+        # model.generate); "hf": always model.generate (the original's way of computing).
+        self.engine = "fast"
+
+    @property
+    def fast_decoder(self) -> Any:
+        from .llm.decode import FastDecoder
+
+        if self._fast is None or self._fast.grammar is not self.grammar:
+            self._fast = FastDecoder(self.model, self.grammar)
+        return self._fast
 
     @property
     def device(self) -> torch.device:
@@ -519,6 +531,7 @@ class SpeechGenerator:
         streamer: Any = None,
         cancel: threading.Event | None = None,
         allow_empty: bool = False,
+        engine: str | None = None,
     ) -> list[GeneratedTokens]:
         """Generate for a batch of prompts and parse each row.
 
@@ -532,6 +545,8 @@ class SpeechGenerator:
             streamer: a transformers streamer (gets the prompt ids first, then each step's (B,) tokens).
             cancel: when set (from another thread), generation stops after the current step.
             allow_empty: return rows without semantic tokens instead of raising (streams check themselves).
+            engine: "fast" or "hf" (default: ``self.engine``). The fast engine serves constrained calls without
+                extra processors / stopping criteria; everything else goes through ``model.generate``.
 
         Returns:
             One :class:`GeneratedTokens` per prompt, in order.
@@ -559,16 +574,24 @@ class SpeechGenerator:
             kwargs["eos_token_id"] = list(self.vocab.stop_ids)
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
+        engine = engine or self.engine
+        if engine not in ("fast", "hf"):
+            raise ConfigError(f"engine must be 'fast' or 'hf', not {engine!r}")
+        fast = engine == "fast" and constrained and not logits_processor and not stopping_criteria
         ctx = seeded(sampling.seed, self.device) if sampling.seed is not None else contextlib.nullcontext()
         with ctx:
-            out = self.model.generate(
-                **inputs,
-                **kwargs,
-                pad_token_id=self.vocab.pad_id,
-                logits_processor=LogitsProcessorList(processors),
-                stopping_criteria=StoppingCriteriaList(criteria),
-                streamer=streamer,
-            )
+            if fast:
+                out = self.fast_decoder.generate(inputs["input_ids"], inputs["attention_mask"], modes, sampling,
+                                                 streamer=streamer, cancel=cancel)
+            else:
+                out = self.model.generate(
+                    **inputs,
+                    **kwargs,
+                    pad_token_id=self.vocab.pad_id,
+                    logits_processor=LogitsProcessorList(processors),
+                    stopping_criteria=StoppingCriteriaList(criteria),
+                    streamer=streamer,
+                )
         new_ids = out[:, prompt_len:].tolist()
         cancelled = cancel is not None and cancel.is_set()
         results = [

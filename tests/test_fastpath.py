@@ -1,0 +1,96 @@
+"""The fast decoding path gives the baseline's tokens under greedy decoding (and the same audio)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sparktts.generation import SamplingConfig
+from sparktts.llm.decode import FastDecoder, _top_k_top_p, quantize_int8
+from sparktts.prompts import build_clone_prompt, build_create_prompt
+
+GREEDY = SamplingConfig(do_sample=False, max_new_tokens=80)
+
+
+@pytest.fixture(scope="module")
+def prompts(tiny_tts, prompt_wav):
+    voice = tiny_tts.make_voice(prompt_wav)
+    return [
+        build_clone_prompt("Hello there, this is a test.", voice.global_ids, expected_globals=32),
+        build_clone_prompt("A second and longer sentence, to make the batch ragged.", voice.global_ids),
+        build_create_prompt("Designed voice.", "female", "high", "low"),
+        build_create_prompt("Another one.", "male", "very_low", "moderate"),
+    ]
+
+
+def test_restricted_head_is_a_small_slice(tiny_tts):
+    fast = tiny_tts.generator.fast_decoder
+    vocab = tiny_tts.generator.vocab
+    assert fast.head_rows < vocab.vocab_size
+    # Every semantic and global id of the codec is in the slice, in ascending vocabulary order.
+    assert torch.all(fast.ids[1:] > fast.ids[:-1])
+    kinds = vocab.kind[fast.ids]
+    assert int((kinds == 1).sum()) == vocab.semantic_size and int((kinds == 2).sum()) == vocab.global_size
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_greedy_tokens_equal_model_generate(tiny_tts, prompts, batched):
+    gen = tiny_tts.generator
+    groups = [prompts] if batched else [[p] for p in prompts]
+    for group in groups:
+        fast = gen.generate(group, GREEDY, engine="fast", allow_empty=True)
+        slow = gen.generate(group, GREEDY, engine="hf", allow_empty=True)
+        for f, s in zip(fast, slow):
+            assert f.token_ids == s.token_ids
+            assert f.semantic_ids == s.semantic_ids and f.global_ids == s.global_ids
+        assert any(len(f.semantic_ids) > 0 for f in fast)
+
+
+def test_same_audio_through_the_api(tiny_tts, prompt_wav):
+    gen = tiny_tts.generator
+    try:
+        gen.engine = "hf"
+        slow = tiny_tts.clone("Same words, two engines.", prompt_audio=prompt_wav, do_sample=False, max_new_tokens=60)
+        gen.engine = "fast"
+        fast = tiny_tts.clone("Same words, two engines.", prompt_audio=prompt_wav, do_sample=False, max_new_tokens=60)
+    finally:
+        gen.engine = "fast"
+    assert np.array_equal(fast.semantic_tokens, slow.semantic_tokens)
+    np.testing.assert_allclose(fast.audio, slow.audio, atol=1e-6)
+
+
+def test_sampling_is_seeded_and_stays_in_grammar(tiny_tts, prompts):
+    gen = tiny_tts.generator
+    cfg = SamplingConfig(max_new_tokens=60, seed=3)
+    a = gen.generate(prompts, cfg, engine="fast", allow_empty=True)
+    b = gen.generate(prompts, cfg, engine="fast", allow_empty=True)
+    assert [r.token_ids for r in a] == [r.token_ids for r in b]
+    for row in a[2:]:  # create rows: a complete voice whenever the budget allowed it
+        assert row.pitch_value is not None and row.speed_value is not None
+        assert len(row.global_ids) in (0, 32) or len(row.token_ids) == 60
+
+
+def test_top_k_top_p_match_transformers_warpers():
+    from transformers import TopKLogitsWarper, TopPLogitsWarper
+
+    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    ours = _top_k_top_p(logits.clone(), 7, 0.8)
+    theirs = TopPLogitsWarper(0.8)(None, TopKLogitsWarper(7)(None, logits.clone()))
+    assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
+    assert torch.equal(ours[~torch.isinf(ours)], theirs[~torch.isinf(theirs)])
+
+
+def test_int8_quantization_keeps_the_grammar(tiny_release, prompts):
+    """int8 changes the numbers (its quality cost is measured in benchmarks), never the output format."""
+    from sparktts.generation import SpeechGenerator
+    from sparktts.llm.model import load_llm
+
+    tokenizer, model = load_llm(tiny_release / "LLM", "cpu")
+    quantize_int8(model)
+    gen = SpeechGenerator(model, tokenizer, semantic_size=128, global_size=4096, num_globals=32)
+    assert isinstance(gen.fast_decoder, FastDecoder)
+    rows = gen.generate(prompts, GREEDY, allow_empty=True)
+    for row in rows[2:]:
+        assert row.pitch_value is not None and len(row.global_ids) in (0, 32)
+    assert all(0 <= i < 128 for r in rows for i in r.semantic_ids)
