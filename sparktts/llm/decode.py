@@ -103,9 +103,11 @@ class FastDecoder:
         *,
         streamer: Any = None,
         cancel: threading.Event | None = None,
+        min_new_tokens: int = 0,
     ) -> Tensor:
         """Left-padded prompts ``(B, L)`` -> ``(B, L + n)`` ids, rows padded with ``pad_id`` after they stop.
 
+        ``min_new_tokens`` forbids the stop tokens before that many steps (fixed-length benchmarks).
         Seeding is the caller's (wrap the call in :func:`sparktts.generation.seeded`).
         """
         from transformers import DynamicCache
@@ -123,9 +125,12 @@ class FastDecoder:
         unfinished = torch.ones(batch, dtype=torch.bool, device=input_ids.device)
         pad = torch.full((batch,), vocab.pad_id, dtype=input_ids.dtype, device=input_ids.device)
         steps: list[Tensor] = []
-        for _ in range(sampling.max_new_tokens):
+        for step in range(sampling.max_new_tokens):
             phases = torch.tensor([int(s.phase) for s in states], device=self.masks.device)
-            logits = self._logits(hidden).masked_fill(~self.masks[phases], float("-inf"))
+            allowed = self.masks[phases]
+            if step < min_new_tokens:
+                allowed = allowed & ~self.stop
+            logits = self._logits(hidden).masked_fill(~allowed, float("-inf"))
             if sampling.do_sample:
                 logits = _top_k_top_p(logits / float(sampling.temperature), sampling.top_k, float(sampling.top_p))
                 choice = torch.multinomial(logits.softmax(dim=-1), num_samples=1).squeeze(1)
