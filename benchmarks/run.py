@@ -101,7 +101,6 @@ def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -
     voice = tts.make_voice(clips["6s"], sample_rate=16000)
     clone_prompt = build_clone_prompt("The quick brown fox jumps over the lazy dog.", voice.global_ids)
     create_prompt = build_create_prompt("The quick brown fox jumps over the lazy dog.", "female", "high", "moderate")
-    constrained = path != "baseline"
 
     def generate(prompts: list[str], n: int) -> float:
         cfg = SamplingConfig(max_new_tokens=n, seed=0)
@@ -240,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for path in args.paths:
         cmd = [sys.executable, __file__, "--release", str(release), "--device", args.device, "--threads",
-               str(args.threads), "--repeats", str(args.repeats), "--_child", path] + (["--quick"] if args.quick else [])
+               str(args.threads), "--repeats", str(args.repeats), "--_child", path]
+        cmd += ["--quick"] if args.quick else []
         t = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
