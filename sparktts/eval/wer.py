@@ -197,7 +197,9 @@ def score_texts(
         Aggregate with :func:`summarize_wer`.
     """
     if len(refs) != len(hyps):
-        raise EvalError(f"{len(refs)} references but {len(hyps)} hypotheses; give one hypothesis per reference.")
+        raise EvalError(
+            f"{len(refs)} references but {len(hyps)} hypotheses; give one hypothesis per reference."
+        )
     if ids is not None and len(ids) != len(refs):
         raise EvalError(f"{len(ids)} ids for {len(refs)} references.")
     rows = []

@@ -1,0 +1,209 @@
+"""Command line: ``python -m sparktts.eval score|run ...``.
+
+Examples
+--------
+Score wavs that already exist (``<wavs>/<utt>.wav``)::
+
+    python -m sparktts.eval score --list seedtts_testset/en/meta.lst --wavs gen/en --out results/en \\
+        --lang en --asr faster-whisper --asr-model large-v3 --sim resemblyzer
+
+Synthesise with a Spark-TTS checkpoint, then score::
+
+    python -m sparktts.eval run --list seedtts_testset/en/meta.lst \\
+        --model_dir pretrained_models/Spark-TTS-0.5B --out results/en --config eval/configs/seedtts_en.yaml
+
+``--config`` reads a YAML file whose keys are the long option names (``asr``, ``asr_model``, ``sim``,
+``sim_model``, ``sim_code``, ``lang``, ``device``, ``engine``, ``workers``, ``control``); command-line
+options win. ``--retry-errors`` redoes items whose earlier row has an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sparktts.errors import SparkTTSError
+
+from .asr import ASR_BACKENDS
+from .errors import EvalError
+from .lists import EvalItem, read_list
+from .runner import ScoringConfig, run_eval
+from .similarity import SIM_BACKENDS
+
+_DEFAULTS = {
+    "asr": "faster-whisper",
+    "asr_model": None,
+    "sim": "resemblyzer",
+    "sim_model": None,
+    "sim_code": None,
+    "lang": None,
+    "device": "cpu",
+    "engine": "local",
+    "workers": 1,
+    "control": False,
+}
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--list", required=True, type=Path, help="Seed-TTS-eval meta.lst or a JSONL list")
+    p.add_argument("--out", required=True, type=Path, help="output folder (results.jsonl, summary.json)")
+    p.add_argument("--config", type=Path, help="YAML file with defaults for the options below")
+    p.add_argument(
+        "--lang", choices=("en", "zh"), default=None, help="language of the list (default: guess per item)"
+    )
+    p.add_argument(
+        "--asr", choices=(*ASR_BACKENDS, "none"), default=None, help="ASR back end (default faster-whisper)"
+    )
+    p.add_argument("--asr-model", dest="asr_model", default=None, help="Whisper name or local model path")
+    p.add_argument(
+        "--sim", choices=(*SIM_BACKENDS, "none"), default=None, help="speaker model (default resemblyzer)"
+    )
+    p.add_argument("--sim-model", dest="sim_model", default=None, help="speaker model weights / folder")
+    p.add_argument(
+        "--sim-code",
+        dest="sim_code",
+        default=None,
+        help="wavlm-ecapa: seed-tts-eval's thirdparty/UniSpeech/downstreams/speaker_verification",
+    )
+    p.add_argument("--control", action="store_true", default=None, help="also measure gender/pitch/speed")
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.add_argument("--engine", choices=("local", "ray"), default=None, help="run items locally or on Ray")
+    p.add_argument("--workers", type=int, default=None, help="Ray actors (engine=ray)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--retry-errors", action="store_true", help="redo items whose earlier row has an error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m sparktts.eval`` argument parser."""
+    parser = argparse.ArgumentParser(prog="python -m sparktts.eval", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    score = sub.add_parser("score", help="score existing <wavs>/<utt>.wav files")
+    _add_common(score)
+    score.add_argument("--wavs", required=True, type=Path, help="folder of generated <utt>.wav")
+    run = sub.add_parser("run", help="synthesise each item with Spark-TTS, then score it")
+    _add_common(run)
+    run.add_argument(
+        "--model_dir",
+        "--model-dir",
+        dest="model_dir",
+        required=True,
+        type=Path,
+        help="Spark-TTS checkpoint folder (e.g. pretrained_models/Spark-TTS-0.5B)",
+    )
+    run.add_argument("--seed", type=int, default=None, help="seed passed to every synthesis call")
+    return parser
+
+
+def _resolve_options(args: argparse.Namespace) -> dict:
+    opts = dict(_DEFAULTS)
+    if args.config is not None:
+        import yaml
+
+        if not args.config.is_file():
+            raise EvalError(f"config file {args.config} not found.")
+        loaded = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise EvalError(f"{args.config}: expected a mapping of option names to values.")
+        unknown = sorted(set(loaded) - set(_DEFAULTS))
+        if unknown:
+            raise EvalError(
+                f"{args.config}: unknown keys {', '.join(unknown)}; allowed: {', '.join(_DEFAULTS)}."
+            )
+        opts.update(loaded)
+    for key in _DEFAULTS:
+        value = getattr(args, key, None)
+        if value is not None:
+            opts[key] = value
+    return opts
+
+
+def _sparktts_synthesizer(model_dir: Path, device: str, seed: int | None):
+    """``synthesize(item)`` over :class:`sparktts.SparkTTS`.
+
+    Items with a ``prompt_wav`` are cloned from it (with ``prompt_text`` when the list gives one, as the
+    Spark-TTS reference inference does); items without one but with ``gender`` are voice-creation items.
+    """
+    try:
+        from sparktts import SparkTTS
+    except ImportError as exc:
+        raise EvalError(
+            "`run` needs sparktts.SparkTTS (the synthesis API), which this installation does not provide; "
+            "synthesise the list yourself and use `python -m sparktts.eval score --wavs DIR`, or call "
+            "sparktts.eval.runner.run_eval(items, out, synthesize=your_function)."
+        ) from exc
+    if not Path(model_dir).is_dir():
+        raise EvalError(
+            f"Spark-TTS model folder {model_dir} does not exist; pass the checkpoint folder with --model_dir "
+            "(e.g. pretrained_models/Spark-TTS-0.5B, containing config.yaml, BiCodec/, LLM/)."
+        )
+    tts = SparkTTS.from_pretrained(str(model_dir), device=device)
+
+    def synthesize(item: EvalItem):
+        if item.prompt_wav is not None:
+            out = tts.clone(
+                item.text,
+                prompt_audio=str(item.prompt_wav),
+                prompt_text=item.prompt_text,
+                seed=seed,
+                progress=False,
+            )
+        elif item.gender is not None:
+            out = tts.create(
+                item.text,
+                gender=item.gender,
+                pitch=item.pitch or "moderate",
+                speed=item.speed or "moderate",
+                seed=seed,
+            )
+        else:
+            raise EvalError(f"item {item.utt!r} has neither a prompt_wav (clone) nor a gender (create).")
+        return out.audio, out.sample_rate
+
+    return synthesize
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (0 ok, 2 usage/model errors)."""
+    args = build_parser().parse_args(argv)
+    try:
+        opts = _resolve_options(args)
+        config = ScoringConfig(
+            lang=opts["lang"],
+            asr_backend=None if opts["asr"] == "none" else opts["asr"],
+            asr_model=opts["asr_model"],
+            sim_backend=None if opts["sim"] == "none" else opts["sim"],
+            sim_model=opts["sim_model"],
+            sim_code_dir=opts["sim_code"],
+            control=bool(opts["control"]),
+            device=opts["device"],
+        )
+        items = read_list(args.list, lang=opts["lang"])
+        common = dict(
+            config=config,
+            engine=opts["engine"],
+            num_workers=int(opts["workers"]),
+            progress=not args.no_progress,
+            retry_errors=args.retry_errors,
+        )
+        if args.command == "score":
+            run = run_eval(items, args.out, wav_dir=args.wavs, **common)
+        else:
+            synthesize = _sparktts_synthesizer(args.model_dir, opts["device"], args.seed)
+            run = run_eval(items, args.out, synthesize=synthesize, **common)
+    except SparkTTSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    s = run.summary
+    print(run.table.to_string() if len(run.table) else "(no results)")
+    print(
+        f"items {s['n_items']}: scored {s['n_scored']}, errors {s['n_errors']}, "
+        f"missing wavs {s['n_missing']}; "
+        f"{s['metric'].upper()} (utterance mean) {s['wer_utt_mean']} %, SIM {s['sim_mean']}"
+    )
+    print(f"results: {args.out / 'results.jsonl'}  summary: {args.out / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
