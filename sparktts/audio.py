@@ -90,8 +90,8 @@ def volume_normalize(audio: np.ndarray, coeff: float = 0.2) -> np.ndarray:
     return audio
 
 
-def check_audio(audio: np.ndarray, where: str = "audio", min_samples: int = 1) -> None:
-    """Raise :class:`AudioError` for empty, non-finite, silent or too-short 1-D audio."""
+def check_audio(audio: np.ndarray, where: str = "audio", min_samples: int = 1, allow_silent: bool = False) -> None:
+    """Raise :class:`AudioError` for empty, non-finite, silent (unless allowed) or too-short 1-D audio."""
     if audio.ndim != 1:
         raise AudioError(f"{where}: expected mono audio of shape (T,); given shape {audio.shape}.")
     if audio.size == 0:
@@ -104,7 +104,7 @@ def check_audio(audio: np.ndarray, where: str = "audio", min_samples: int = 1) -
             f"{where}: audio is {audio.size} samples ({audio.size / SAMPLE_RATE * 1000:.1f} ms at 16 kHz); "
             f"at least {min_samples} samples are needed. Use a longer clip."
         )
-    if np.max(np.abs(audio)) < _SILENCE_PEAK:
+    if not allow_silent and np.max(np.abs(audio)) < _SILENCE_PEAK:
         raise AudioError(
             f"{where}: audio is silent (peak {np.max(np.abs(audio)):.2e}); give a clip with speech in it."
         )
@@ -118,6 +118,7 @@ def load_audio(
     volume_normalize_audio: bool = False,
     mono: str = "mean",
     min_samples: int = 1,
+    allow_silent: bool = False,
 ) -> np.ndarray:
     """Load a file or an array as float32 mono audio at ``target_sr``.
 
@@ -131,6 +132,8 @@ def load_audio(
         Apply :func:`volume_normalize` (the release's ``config.yaml`` turns it on for prompts).
     mono : {"mean", "first"}
         How to mix multi-channel audio down; see :func:`to_mono`.
+    allow_silent : bool
+        Accept digital silence (evaluations must score a silent output, not reject it).
 
     Returns
     -------
@@ -154,9 +157,9 @@ def load_audio(
         audio = audio.astype(np.float64)
         sr = int(sample_rate)
     audio = to_mono(audio, mono)
-    check_audio(audio, where)
+    check_audio(audio, where, allow_silent=allow_silent)
     audio = resample(audio, sr, target_sr)
-    check_audio(audio, where, min_samples=min_samples)
+    check_audio(audio, where, min_samples=min_samples, allow_silent=allow_silent)
     if volume_normalize_audio:
         audio = volume_normalize(audio)
     return audio.astype(np.float32)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparktts.audio import read_audio, resample, to_mono
-from sparktts.errors import AudioError
+from sparktts.audio import load_audio
 
 EVAL_SR = 16000
 AudioLike = str | os.PathLike | np.ndarray
@@ -39,21 +38,4 @@ def load_16k(audio: AudioLike, sample_rate: int | None = None) -> np.ndarray:
     AudioError
         Unreadable file, missing sample rate, empty or non-finite audio.
     """
-    if isinstance(audio, (str, os.PathLike)):
-        where = str(audio)
-        data, sr = read_audio(audio)
-    else:
-        where = "audio array"
-        if sample_rate is None:
-            raise AudioError("audio given as an array needs its sample rate: pass sample_rate=...")
-        data = np.asarray(audio)
-        if np.issubdtype(data.dtype, np.integer):
-            data = data / float(np.iinfo(data.dtype).max)
-        data = data.astype(np.float64)
-        sr = int(sample_rate)
-    data = to_mono(data, "first")
-    if data.size == 0:
-        raise AudioError(f"{where}: audio is empty (0 samples).")
-    if not np.all(np.isfinite(data)):
-        raise AudioError(f"{where}: audio has NaN/inf samples; re-export the file.")
-    return resample(data, sr, EVAL_SR).astype(np.float32)
+    return load_audio(audio, sample_rate, target_sr=EVAL_SR, mono="first", allow_silent=True)
