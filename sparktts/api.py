@@ -259,7 +259,8 @@ class SparkTTS:
         dtype: the LLM's weight dtype (None = float32 as the original, "bfloat16" for GPUs, "auto").
             The codec always runs in float32.
         engine: "fast" (default: KV-cached loop with an LM head restricted to the Spark-TTS tokens; the same
-            tokens as ``model.generate`` under greedy decoding) or "hf" (``model.generate``, the original's way).
+            tokens as ``model.generate`` under greedy decoding), "hf" (``model.generate``, the original's way)
+            or "vllm" (GPU servers with vLLM installed; see :mod:`sparktts.llm.vllm_backend`).
         quantize: None, or "int8" for dynamic int8 linear layers in the LLM body (CPU speed; changes the
             numbers — see the README's benchmark for its cost).
 
@@ -289,8 +290,12 @@ class SparkTTS:
             global_size=self.codec.speaker_encoder.quantizer.codebook_size,
             num_globals=self.num_globals,
         )
-        if engine not in ("fast", "hf"):
-            raise ConfigError(f"engine must be 'fast' or 'hf', not {engine!r}")
+        if engine not in ("fast", "hf", "vllm"):
+            raise ConfigError(f"engine must be 'fast', 'hf' or 'vllm', not {engine!r}")
+        if engine == "vllm":
+            from sparktts.llm.vllm_backend import VLLMGenerator
+
+            self.generator.vllm = VLLMGenerator(self.model_dir / "LLM", self.generator)
         self.generator.engine = engine
         self._voice_cache: OrderedDict[tuple[Any, ...], Voice] = OrderedDict()
 

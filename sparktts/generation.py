@@ -486,6 +486,7 @@ class SpeechGenerator:
         )
         self._grammar: SpeechGrammar | None = None
         self._fast: Any = None
+        self.vllm: Any = None  # a VLLMGenerator when engine == "vllm"
         # "fast": constrained decoding runs FastDecoder (restricted LM head, KV cache; same greedy tokens as
         # model.generate); "hf": always model.generate (the original's way of computing).
         self.engine = "fast"
@@ -575,8 +576,12 @@ class SpeechGenerator:
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
         engine = engine or self.engine
-        if engine not in ("fast", "hf"):
-            raise ConfigError(f"engine must be 'fast' or 'hf', not {engine!r}")
+        if engine not in ("fast", "hf", "vllm"):
+            raise ConfigError(f"engine must be 'fast', 'hf' or 'vllm', not {engine!r}")
+        if engine == "vllm":
+            if streamer is None and cancel is None and not logits_processor and not stopping_criteria:
+                return self._checked(self.vllm.generate(prompts, sampling, modes), sampling, allow_empty)
+            engine = "fast"  # streaming and custom processors need the in-process engines
         fast = engine == "fast" and constrained and not logits_processor and not stopping_criteria
         ctx = seeded(sampling.seed, self.device) if sampling.seed is not None else contextlib.nullcontext()
         with ctx:
@@ -598,6 +603,10 @@ class SpeechGenerator:
             self._parse_row(ids, mode, constrained, sampling.max_new_tokens, cancelled)
             for ids, mode in zip(new_ids, modes)
         ]
+        return self._checked(results, sampling, allow_empty)
+
+    def _checked(self, results: list[GeneratedTokens], sampling: SamplingConfig, allow_empty: bool
+                 ) -> list[GeneratedTokens]:
         if not allow_empty:
             for i, res in enumerate(results):
                 if not res.semantic_ids:

@@ -94,3 +94,18 @@ def test_int8_quantization_keeps_the_grammar(tiny_release, prompts):
     for row in rows[2:]:
         assert row.pitch_value is not None and len(row.global_ids) in (0, 32)
     assert all(0 <= i < 128 for r in rows for i in r.semantic_ids)
+
+
+def test_vllm_engine_without_vllm_says_how_to_install(tiny_release):
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vLLM is installed here; the missing-package error cannot be shown")
+    from sparktts import ConfigError, SparkTTS
+
+    with pytest.raises(ConfigError, match=r"pip install 'sparktts-lab\[vllm\]'"):
+        SparkTTS.from_pretrained(tiny_release, device="cpu", engine="vllm")
+    with pytest.raises(ConfigError, match="engine must be 'fast', 'hf' or 'vllm'"):
+        SparkTTS.from_pretrained(tiny_release, device="cpu", engine="turbo")
