@@ -8,8 +8,9 @@ unpickling). Loading is strict: missing, unexpected and mis-shaped keys are list
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -54,6 +55,22 @@ def resolve_model_dir(name_or_path: str | os.PathLike, *, require: Iterable[str]
         ) from exc
     _check_layout(local, require)
     return local
+
+
+@contextlib.contextmanager
+def quiet_transformers_loading() -> Iterator[None]:
+    """Silence transformers' per-load progress bars and unused-weight notices inside the block."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _check_layout(root: Path, require: Iterable[str]) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import quiet_transformers_loading
 from ..errors import CheckpointError
 
 MIX_LAYERS = (11, 14, 16)
@@ -46,7 +47,6 @@ class Wav2Vec2Features(nn.Module):
     def __init__(self, model_dir: str | os.PathLike, all_layers: bool = False):
         super().__init__()
         from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-        from transformers.utils import logging as hf_logging
 
         model_dir = Path(model_dir)
         for name in ("config.json", "preprocessor_config.json"):
@@ -61,17 +61,12 @@ class Wav2Vec2Features(nn.Module):
         self.truncated = not all_layers and config.num_hidden_layers > needed
         if self.truncated:
             config.num_hidden_layers = needed
-        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()  # the skipped layers' weights would be reported as unused
-        hf_logging.disable_progress_bar()
-        try:
-            self.model = Wav2Vec2Model.from_pretrained(str(model_dir), config=config)
-        except OSError as exc:
-            raise CheckpointError(f"{model_dir}: cannot load wav2vec2 weights ({exc}).") from exc
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
+        # The skipped layers' weights would be reported as unused: expected, so not shown.
+        with quiet_transformers_loading():
+            try:
+                self.model = Wav2Vec2Model.from_pretrained(str(model_dir), config=config)
+            except OSError as exc:
+                raise CheckpointError(f"{model_dir}: cannot load wav2vec2 weights ({exc}).") from exc
         if (self.truncated or config.num_hidden_layers == needed) and config.do_stable_layer_norm:
             # With exactly `needed` layers the last hidden state would be the final-LayerNorm output.
             self.model.encoder.layer_norm = nn.Identity()

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from sparktts.checkpoint import quiet_transformers_loading
 from sparktts.errors import CheckpointError, ConfigError
 
 __all__ = ["DTYPES", "load_llm", "resolve_dtype"]
@@ -105,9 +106,10 @@ def load_llm(
     except Exception as exc:  # transformers raises OSError / ValueError / JSON errors for broken files
         raise CheckpointError(f"{path}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from exc
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path), local_files_only=True, dtype=torch_dtype, **model_kwargs
-        )
+        with quiet_transformers_loading():
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, dtype=torch_dtype, **model_kwargs
+            )
     except Exception as exc:
         raise CheckpointError(f"{path}: cannot load the language model ({type(exc).__name__}: {exc})") from exc
     _check_tokenizer(tokenizer, model, path)
