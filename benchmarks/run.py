@@ -153,6 +153,44 @@ def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -
     return res
 
 
+def token_agreement(release: Path, n: int = 100) -> dict:
+    """Quality cost of bf16 / int8 as greedy token agreement with fp32 (teacher-forced top-1).
+
+    fp32 generates ``n`` greedy clone tokens; each variant then scores the same sequence in one forward
+    pass and we count the positions where its restricted-head argmax equals fp32's token.
+    """
+    import torch
+
+    from sparktts.generation import Phase, SamplingConfig, SpeechGenerator
+    from sparktts.llm.decode import quantize_int8
+    from sparktts.llm.model import load_llm
+    from sparktts.prompts import build_clone_prompt
+
+    prompt = build_clone_prompt("The quick brown fox jumps over the lazy dog.", list(range(32)))
+    out: dict = {}
+    reference = None
+    for variant in ("fp32", "bf16", "int8"):
+        tokenizer, model = load_llm(release / "LLM", "cpu", "bfloat16" if variant == "bf16" else None)
+        if variant == "int8":
+            quantize_int8(model)
+        gen = SpeechGenerator(model, tokenizer)
+        inputs = gen.encode_prompts([prompt])
+        fast = gen.fast_decoder
+        if reference is None:
+            ids = fast.generate(inputs["input_ids"], inputs["attention_mask"], ["clone"],
+                                SamplingConfig(do_sample=False, max_new_tokens=n), min_new_tokens=n)
+            reference = ids
+            continue
+        with torch.inference_mode():
+            hidden = fast.body(input_ids=reference[:, :-1]).last_hidden_state[:, inputs["input_ids"].shape[1] - 1:]
+            allowed = fast.masks[int(Phase.SEMANTIC_START)] | fast.masks[int(Phase.SEMANTIC)]
+            choice = fast._logits(hidden[0]).masked_fill(~allowed, float("-inf")).argmax(-1)
+        predicted = fast.ids[choice]
+        target = reference[0, inputs["input_ids"].shape[1]:]
+        out[f"agreement_{variant}"] = float((predicted == target).float().mean())
+    return out
+
+
 def machine() -> dict:
     import torch
 
@@ -185,6 +223,7 @@ RATIOS = [  # (key, label, higher is better)
     ("throughput_b8_tok_s", "batch 8 (tokens/s)", True),
     ("first_chunk_s", "first streamed chunk (s)", False),
     ("peak_rss_gb", "peak RSS (GB)", False),
+    ("greedy_token_agreement", "greedy tokens equal to fp32 (fraction)", True),
 ]
 
 
@@ -227,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     release = Path(args.release or os.path.expanduser(f"~/.cache/sparktts/random-release-{args.preset}"))
+    if args._child == "agreement":
+        print(json.dumps(token_agreement(release)))
+        return 0
     if args._child:
         print(json.dumps(run_path(args._child, release, args.device, args.quick, args.repeats)))
         return 0
@@ -248,6 +290,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results[path] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{path}: done in {time.perf_counter() - t:.0f} s")
+    if {"bf16", "int8"} & set(args.paths):
+        cmd = [sys.executable, __file__, "--release", str(release), "--threads", str(args.threads),
+               "--_child", "agreement"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode == 0:
+            agreement = json.loads(proc.stdout.strip().splitlines()[-1])
+            for variant in ("bf16", "int8"):
+                if variant in results:
+                    results[variant]["greedy_token_agreement"] = agreement[f"agreement_{variant}"]
+        else:
+            print(f"agreement: failed\n{proc.stderr[-3000:]}")
     report = {"machine": machine(), "device": args.device, "quick": args.quick, "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))

@@ -19,7 +19,6 @@ units with dilations 1, 3, 9 (39 frames at that stage's rate), then a final conv
 
 from __future__ import annotations
 
-import math
 import queue
 from collections.abc import Sequence
 from typing import Any
@@ -27,33 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from sparktts.codec.bicodec import BiCodec
+from sparktts.codec.bicodec import BiCodec, decoder_context
 from sparktts.codec.tokens import BiCodecTokens
-from sparktts.config import BiCodecConfig
 
 __all__ = ["StreamingDecoder", "TokenQueueStreamer", "crossfade_concat", "decoder_context", "fade_curves"]
-
-
-def decoder_context(config: BiCodecConfig) -> int:
-    """Tokens on each side of a token that influence its decoded audio (ceil of the receptive radius)."""
-    pre = config.prenet
-    radius = 0.0  # in tokens
-    rate = 1.0  # frames per token at the current layer
-    for r in pre.sample_ratios:  # resampling stages: (optional upsample) + conv(7) embed + 2 ConvNeXt blocks
-        if r > 1:
-            radius += 1.0 / rate  # the transposed-conv upsampler (kernel 2r, stride r) reaches ~1 input frame
-            rate *= r
-        radius += (3 + 2 * 3) / rate
-    radius += 3 * (1 + pre.vocos_num_layers) / rate  # backbone: conv(7) embed + N ConvNeXt dwconv(7)
-    gen = config.decoder
-    frame_rate = rate  # generator input frames per token
-    radius += 3 / frame_rate  # input conv(7)
-    for kernel, stride in zip(gen.kernel_sizes, gen.rates):
-        radius += math.ceil(kernel / (2 * stride)) / frame_rate  # transposed conv, in input frames
-        frame_rate *= stride
-        radius += (3 * (1 + 3 + 9)) / frame_rate  # residual units, dilations 1, 3, 9
-    radius += 3 / frame_rate  # output conv(7)
-    return math.ceil(radius)
 
 
 def fade_curves(n: int, equal_power: bool = False) -> tuple[np.ndarray, np.ndarray]:

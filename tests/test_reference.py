@@ -140,3 +140,15 @@ def test_truncated_wav2vec2_equals_all_layers(reference_dir, tiny_reference_rele
     assert len(fast.model.encoder.layers) == 16 and len(full.model.encoder.layers) == 18
     torch.testing.assert_close(fast(wav).features, full(wav).features, atol=1e-6, rtol=0)
     close(fast(wav).features, g["feats_mix"], ATOL["w2v"])
+
+
+@pytest.mark.parametrize("window", [20, 64, 150])
+def test_windowed_decode_matches_the_golden_audio(window, reference_dir, tiny_reference_release):
+    """Long sequences are decoded in windows with full receptive context: same audio as one pass."""
+    g = golden(reference_dir, "long_7s2")
+    codec = BiCodec.from_pretrained(tiny_reference_release)
+    tokens = BiCodecTokens(g["global_tokens"], g["semantic_tokens"])
+    windowed = codec.decode(tokens, window=window)
+    assert g["semantic_tokens"].shape[1] > window + 2 * codec._context  # really windowed
+    close(windowed, g["wav_recon"], ATOL["wav_recon"])
+    torch.testing.assert_close(windowed, codec.decode(tokens, window=None), atol=1e-6, rtol=0)

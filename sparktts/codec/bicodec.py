@@ -8,6 +8,7 @@ global tokens decode to, and renders a 16 kHz waveform.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -23,6 +24,34 @@ from .quantize import FactorizedVectorQuantize
 from .speaker import SpeakerEncoder, SpeakerEncoding
 from .tokens import BiCodecTokens
 from .vocos import FeatureDecoder, FeatureEncoder
+
+
+def decoder_context(config: BiCodecConfig) -> int:
+    """Tokens on each side of a token that influence its decoded audio (ceil of the receptive radius).
+
+    The decoder is convolutional (prenet ConvNeXt blocks, then the DAC-style generator), so decoding a
+    window that extends this far beyond the kept part reproduces the whole-sequence decode (used by
+    long-sequence decoding here and by :mod:`sparktts.streaming`).
+    """
+    pre = config.prenet
+    radius = 0.0  # in tokens
+    rate = 1.0  # frames per token at the current layer
+    for r in pre.sample_ratios:  # resampling stages: (optional upsample) + conv(7) embed + 2 ConvNeXt blocks
+        if r > 1:
+            radius += 1.0 / rate  # the transposed-conv upsampler (kernel 2r, stride r) reaches ~1 input frame
+            rate *= r
+        radius += (3 + 2 * 3) / rate
+    radius += 3 * (1 + pre.vocos_num_layers) / rate  # backbone: conv(7) embed + N ConvNeXt dwconv(7)
+    gen = config.decoder
+    frame_rate = rate  # generator input frames per token
+    radius += 3 / frame_rate  # input conv(7)
+    for kernel, stride in zip(gen.kernel_sizes, gen.rates):
+        radius += math.ceil(kernel / (2 * stride)) / frame_rate  # transposed conv, in input frames
+        frame_rate *= stride
+        radius += (3 * (1 + 3 + 9)) / frame_rate  # residual units, dilations 1, 3, 9
+    radius += 3 / frame_rate  # output conv(7)
+    return math.ceil(radius)
+
 
 # Training-only buffers that a checkpoint may or may not carry.
 OPTIONAL_KEYS = (".num_batches_tracked", "quantizer.cluster_size")
@@ -56,6 +85,7 @@ class BiCodec(nn.Module):
         self.postnet = FeatureDecoder(config.postnet)  # predicts features in training; unused here
         self.decoder = WaveGenerator(config.decoder)
         self.mel_transformer = MelSpectrogram(config.mel)
+        self._context = decoder_context(config)
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
@@ -134,13 +164,29 @@ class BiCodec(nn.Module):
                 "wav": self.decoder(decoder_in)}
 
     @torch.inference_mode()
-    def decode(self, tokens: BiCodecTokens) -> Tensor:
-        """Tokens -> ``(B, 1, N * hop)`` waveform. Padded rows decode to full length; trim with ``lengths``."""
+    def decode(self, tokens: BiCodecTokens, window: int | None = 1024) -> Tensor:
+        """Tokens -> ``(B, 1, N * hop)`` waveform. Padded rows decode to full length; trim with ``lengths``.
+
+        Sequences longer than ``window`` tokens are decoded in windows of ``window`` tokens plus the
+        decoder's receptive context on each side (:func:`decoder_context`), keeping only each window's
+        own samples: the result equals the one-pass decode up to float rounding, and peak memory stays
+        bounded for long-form audio (a one-pass decode of 60 s holds several 0.4 GB activations).
+        ``window=None`` decodes in one pass.
+        """
         self._check_ids(tokens)
         tokens = tokens.to(self.device)
         d_vector = self.speaker_encoder.detokenize(tokens.global_ids.long().unsqueeze(1))
-        x = self.prenet(self.quantizer.detokenize(tokens.semantic_ids.long()), d_vector)
-        return self.decoder(x + d_vector.unsqueeze(-1))
+        z_q = self.quantizer.detokenize(tokens.semantic_ids.long())
+        n = z_q.shape[-1]
+        if window is None or n <= window + 2 * self._context:
+            return self.decoder(self.prenet(z_q, d_vector) + d_vector.unsqueeze(-1))
+        ctx, hop, pieces = self._context, self.hop_length, []
+        for start in range(0, n, window):
+            end = min(start + window, n)
+            lo, hi = max(0, start - ctx), min(n, end + ctx)
+            wav = self.decoder(self.prenet(z_q[..., lo:hi], d_vector) + d_vector.unsqueeze(-1))
+            pieces.append(wav[..., (start - lo) * hop: (end - lo) * hop])
+        return torch.cat(pieces, dim=-1)
 
     # Original names (BiCodec.tokenize returns (semantic, global) with global shaped (B, 1, G)).
     def tokenize(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

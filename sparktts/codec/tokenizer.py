@@ -22,6 +22,7 @@ from ..audio import AudioInput, load_audio, reference_clip
 from ..checkpoint import DEFAULT_REPO_ID, resolve_model_dir
 from ..config import AudioConfig
 from ..errors import AudioError
+from ..runtime import tune_allocator
 from .bicodec import BiCodec
 from .speaker import SpeakerEncoding
 from .tokens import BiCodecTokens
@@ -75,6 +76,7 @@ class BiCodecTokenizer:
 
     def __init__(self, model_dir: str | os.PathLike, device: str | int | torch.device | None = None,
                  *, all_wav2vec2_layers: bool = False, **kwargs: Any):
+        tune_allocator()  # see sparktts.runtime: large activations are reused instead of page-faulted in
         self.model_dir = resolve_model_dir(model_dir, require=("config.yaml", "BiCodec", W2V_DIR))
         self.device = resolve_device(device)
         self.audio_config = AudioConfig.from_yaml(self.model_dir / "config.yaml")
