@@ -38,6 +38,7 @@ PATHS = ("baseline", "fast", "bf16", "int8")
 
 
 def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: first calls pay one-time kernel and allocator set-up
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -119,6 +120,7 @@ def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -
         assert out.shape[1] - inputs["input_ids"].shape[1] == n, "forced length not reached"
         return elapsed
 
+    generate([clone_prompt], 4)  # warm-up
     for mode, prompt in (("clone", clone_prompt), ("create", create_prompt)):
         secs = statistics.median(generate([prompt], n_llm) for _ in range(repeats))
         res[f"llm_{mode}_tok_s"] = n_llm / secs
@@ -284,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                str(args.threads), "--repeats", str(args.repeats), "--_child", path]
         cmd += ["--quick"] if args.quick else []
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        # The baseline keeps glibc's default allocator behaviour, as the original runs (see sparktts.runtime).
+        env = dict(os.environ, SPARKTTS_NO_MALLOC_TUNING="1") if path == "baseline" else None
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             print(f"{path}: failed\n{proc.stderr[-3000:]}")
             continue
