@@ -27,8 +27,8 @@ from sparktts.errors import SparkTTSError
 
 from .asr import ASR_BACKENDS
 from .errors import EvalError
-from .lists import EvalItem, read_list
-from .runner import ScoringConfig, run_eval
+from .lists import read_list
+from .runner import ScoringConfig, run_eval, sparktts_synthesizer
 from .similarity import SIM_BACKENDS
 
 _DEFAULTS = {
@@ -137,30 +137,7 @@ def _sparktts_synthesizer(model_dir: Path, device: str, seed: int | None):
             f"Spark-TTS model folder {model_dir} does not exist; pass the checkpoint folder with --model_dir "
             "(e.g. pretrained_models/Spark-TTS-0.5B, containing config.yaml, BiCodec/, LLM/)."
         )
-    tts = SparkTTS.from_pretrained(str(model_dir), device=device)
-
-    def synthesize(item: EvalItem):
-        if item.prompt_wav is not None:
-            out = tts.clone(
-                item.text,
-                prompt_audio=str(item.prompt_wav),
-                prompt_text=item.prompt_text,
-                seed=seed,
-                progress=False,
-            )
-        elif item.gender is not None:
-            out = tts.create(
-                item.text,
-                gender=item.gender,
-                pitch=item.pitch or "moderate",
-                speed=item.speed or "moderate",
-                seed=seed,
-            )
-        else:
-            raise EvalError(f"item {item.utt!r} has neither a prompt_wav (clone) nor a gender (create).")
-        return out.audio, out.sample_rate
-
-    return synthesize
+    return sparktts_synthesizer(SparkTTS.from_pretrained(str(model_dir), device=device), seed)
 
 
 def main(argv: list[str] | None = None) -> int:

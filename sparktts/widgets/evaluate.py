@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
-import numpy as np
 import pandas as pd
 
 from ..errors import PromptError
@@ -37,29 +35,6 @@ def list_choices(folder: str | Path | None = None) -> dict[str, str]:
     folder = Path(folder) if folder is not None else DATA / "testlists"
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".lst", ".jsonl"))
     return {p.name: str(p) for p in files}
-
-
-def sparktts_synthesizer(tts: SparkTTS, seed: int | None = None,
-                         **kwargs: Any) -> Callable[[Any], tuple[np.ndarray, int]]:
-    """``synthesize(item) -> (audio, sample_rate)`` over a loaded SparkTTS, as the eval CLI's ``run`` does.
-
-    Items with a ``prompt_wav`` are cloned from it (with ``prompt_text`` when given); items without one but
-    with a ``gender`` are voice-creation items (missing pitch / speed = "moderate"). ``kwargs`` go to the
-    clone / create call (e.g. ``max_new_tokens``).
-    """
-
-    def synthesize(item: Any) -> tuple[np.ndarray, int]:
-        if item.prompt_wav is not None:
-            out = tts.clone(item.text, prompt_audio=str(item.prompt_wav), prompt_text=item.prompt_text, seed=seed,
-                            progress=False, **kwargs)
-        elif item.gender is not None:
-            out = tts.create(item.text, item.gender, item.pitch or "moderate", item.speed or "moderate", seed=seed,
-                             progress=False, **kwargs)
-        else:
-            raise PromptError(f"item {item.utt!r} has neither a prompt_wav (clone) nor a gender (create)")
-        return out.audio, out.sample_rate
-
-    return synthesize
 
 
 def _new_run_dir(root: Path, stem: str) -> Path:
@@ -193,6 +168,8 @@ class EvaluatePanel(Panel):
 
             common: dict[str, Any] = dict(scorer=scorer, config=config, progress=False, on_item=on_item)
             if synth:
+                from ..eval.runner import sparktts_synthesizer
+
                 synthesize = sparktts_synthesizer(self.tts, self.seed.value, max_new_tokens=self.max_new_tokens.value)
                 run = run_eval(items, out_dir, synthesize=synthesize, **common)
             else:
