@@ -276,10 +276,12 @@ class SparkTTS:
         self.audio_tokenizer = BiCodecTokenizer(self.model_dir, device=self.device)
         self.configs = self.audio_tokenizer.config
         self.sample_rate = self.audio_tokenizer.sample_rate
-        self.tokenizer, self.model = load_llm(self.model_dir / "LLM", self.device, dtype)
-        if quantize is not None:
-            if quantize != "int8":
-                raise ConfigError(f"quantize must be None or 'int8', not {quantize!r}")
+        if quantize not in (None, "int8"):
+            raise ConfigError(f"quantize must be None or 'int8', not {quantize!r}")
+        # int8 starts from the checkpoint's own dtype (bf16 in the release): no full fp32 copy is made.
+        llm_dtype = "auto" if quantize == "int8" and dtype is None else dtype
+        self.tokenizer, self.model = load_llm(self.model_dir / "LLM", self.device, llm_dtype)
+        if quantize == "int8":
             quantize_int8(self.model)
         self.codec = self.audio_tokenizer.model
         self.num_globals = self.codec.config.speaker_encoder.token_num

@@ -28,10 +28,15 @@ def test_restricted_head_is_a_small_slice(tiny_tts):
     fast = tiny_tts.generator.fast_decoder
     vocab = tiny_tts.generator.vocab
     assert fast.head_rows < vocab.vocab_size
-    # Every semantic and global id of the codec is in the slice, in ascending vocabulary order.
-    assert torch.all(fast.ids[1:] > fast.ids[:-1])
+    # Every semantic and global id of the codec is in the slice, each once.
+    assert fast.ids.unique().numel() == fast.head_rows
     kinds = vocab.kind[fast.ids]
     assert int((kinds == 1).sum()) == vocab.semantic_size and int((kinds == 2).sum()) == vocab.global_size
+    # The leading block serves the semantic steps: all semantic ids and the stop ids, no global ids.
+    late = fast.ids[: fast.late_rows]
+    assert int((vocab.kind[late] == 1).sum()) == vocab.semantic_size
+    assert int((vocab.kind[late] == 2).sum()) == 0
+    assert set(vocab.stop_ids) <= set(late.tolist())
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -63,7 +63,7 @@ def test_windowed_decode_matches_the_full_decode(tiny_tts, voice) -> None:
 
 
 def test_stream_yields_chunks_matching_the_non_streamed_call(tiny_tts, voice) -> None:
-    stream = tiny_tts.stream(TEXT, voice=voice, seed=3, max_new_tokens=60, chunk_tokens=8, first_chunk_tokens=4)
+    stream = tiny_tts.stream(TEXT, voice=voice, seed=1, max_new_tokens=60, chunk_tokens=8, first_chunk_tokens=4)
     chunks = list(stream)
     result = stream.result()
     assert len(chunks) >= 2 and all(c.dtype == np.float32 for c in chunks)
@@ -74,7 +74,7 @@ def test_stream_yields_chunks_matching_the_non_streamed_call(tiny_tts, voice) ->
     assert np.abs(joined - tiny_tts.tokens_to_audio(result.global_tokens, result.semantic_tokens)).max() < 1e-5
     assert 0 < stream.timings["first_chunk_s"] <= stream.timings["total_s"]
     # Same seed, same tokens as the non-streamed call.
-    plain = tiny_tts.clone(TEXT, voice=voice, seed=3, max_new_tokens=60, batch_size=1)
+    plain = tiny_tts.clone(TEXT, voice=voice, seed=1, max_new_tokens=60, batch_size=1)
     assert plain.semantic_tokens.tolist() == result.semantic_tokens.tolist()
 
 

@@ -9,33 +9,102 @@ ones ``model.generate`` with the same grammar constraint chooses (the same dot p
 first-maximum tie rule); sampled runs draw from the same distribution but consume the random stream
 differently, so a seed reproduces results within one engine.
 
+The transformer itself runs through :class:`sparktts.llm.qwen2.LeanQwen2` (same arithmetic as
+transformers' Qwen2, without its per-step overhead) and a KV cache written in place.
+
 Options that change numbers, for speed on CPU: ``dtype=torch.bfloat16`` and ``quantize="int8"``
-(dynamic int8 linear layers in the transformer body; the restricted head stays in float).
+(dynamic int8 linear layers in the transformer body, per-row weight scales; the restricted head stays
+in float).
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from .. import generation as G
+from .qwen2 import LeanQwen2
 
 
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantization of the transformer body's linear layers (weights int8, activations fp32).
+class _Float32Embedding(nn.Module):
+    """An embedding table kept in its stored dtype (bf16 in the release) whose lookups come out in fp32."""
 
-    The LM head is left alone: :class:`FastDecoder` slices it. Returns the model (changed in place).
+    def __init__(self, embedding: nn.Embedding):
+        super().__init__()
+        self.weight = embedding.weight
+        self.padding_idx = embedding.padding_idx
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return F.embedding(ids, self.weight, self.padding_idx).float()
+
+
+class _Float32Head(nn.Module):
+    """An LM head (possibly tied to a bf16 embedding) taking and returning fp32."""
+
+    def __init__(self, head: nn.Linear):
+        super().__init__()
+        self.weight = head.weight
+        self.bias = head.bias
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias.to(self.weight.dtype)
+        return F.linear(hidden.to(self.weight.dtype), self.weight, bias).float()
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 for the transformer body's linear layers: int8 weights (one scale per output row),
+    activations quantized on the fly, fp32 everywhere else in the body.
+
+    The model may be loaded in bf16 (the release's storage dtype): each linear layer is then widened to
+    fp32 only for its own quantization, so the full model never exists in fp32 (peak memory), and the
+    embedding table stays bf16 with fp32 lookups (exact: it holds bf16 values either way). The LM head is
+    left to :class:`FastDecoder`, which slices it. Returns the model (changed in place).
     """
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.quantization import per_channel_dynamic_qconfig
 
     body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
-    quantize_dynamic(body, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    for module in list(body.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is not nn.Linear:
+                continue
+            wide = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+            wide.weight = nn.Parameter(child.weight.detach().float(), requires_grad=False)
+            if child.bias is not None:
+                wide.bias = nn.Parameter(child.bias.detach().float(), requires_grad=False)
+            wide.qconfig = per_channel_dynamic_qconfig
+            with warnings.catch_warnings():  # torch warns that quantized tensor types are deprecated
+                warnings.simplefilter("ignore", UserWarning)
+                setattr(module, name, DynamicLinear.from_float(wide))
+    embedding = body.embed_tokens
+    if embedding.weight.dtype != torch.float32:
+        body.embed_tokens = _Float32Embedding(embedding)
+        head = model.get_output_embeddings()
+        if isinstance(head, nn.Linear):
+            model.set_output_embeddings(_Float32Head(head))
+    # Norm weights and rotary buffers (the float tensors left) compute in fp32.
+    for module in body.modules():
+        if module is body.embed_tokens:
+            continue
+        for name, param in list(module.named_parameters(recurse=False)):
+            if param.is_floating_point() and param.dtype != torch.float32:
+                setattr(module, name, nn.Parameter(param.detach().float(), requires_grad=False))
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf.is_floating_point() and buf.dtype != torch.float32:
+                module.register_buffer(name, buf.float(), persistent=False)
+    model.config.dtype = torch.float32
     return model
+
+
+# Phases after the first semantic token can be reached: their ids form the leading block of the head.
+_LATE_PHASES = (G.Phase.SEMANTIC_START, G.Phase.SEMANTIC_OPEN, G.Phase.SEMANTIC, G.Phase.DONE)
 
 
 def _top_k_top_p(logits: Tensor, top_k: int, top_p: float) -> Tensor:
@@ -67,12 +136,22 @@ class FastDecoder:
         self.body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
         head = model.get_output_embeddings()
         device = grammar.masks.device
-        # Every id any phase can produce (plus pad, which finished rows are fed), ascending: the first
-        # maximum in this order is the first maximum over the full vocabulary, as in argmax there.
+        # Qwen2 (every Spark-TTS release) runs through the lean forward; other LMs through transformers.
+        self.lean = LeanQwen2(model) if LeanQwen2.supports(model) else None
+        # Every id any phase can produce (plus pad, which finished rows are fed). The ids allowed once the
+        # semantic tokens have begun come first, so that those steps -- nearly all of them -- score only
+        # that leading block of rows; the rest (global, pitch, speed ids, markers) follow.
         union = grammar.masks.any(dim=0)
         union[grammar.vocab.pad_id] = True
-        self.ids = union.nonzero().squeeze(1).to(device)  # (U,)
+        late = grammar.masks[list(_LATE_PHASES)].any(dim=0)
+        late[grammar.vocab.pad_id] = True
+        self.ids = torch.cat([late.nonzero(), (union & ~late).nonzero()]).squeeze(1).to(device)  # (U,)
+        self.late_rows = int(late.sum())
+        self.late_phase = torch.zeros(len(G.Phase), dtype=torch.bool, device=device)
+        self.late_phase[list(_LATE_PHASES)] = True
         weight = head.weight if isinstance(head.weight, Tensor) else head.weight()
+        # The head keeps the weights' stored dtype (bf16 rows for an int8 body loaded from the bf16 release:
+        # half the bytes per step, and the hidden state's rounding to bf16 is far below int8's).
         self.weight = weight.detach()[self.ids].contiguous()  # (U, H)
         bias = getattr(head, "bias", None)
         self.bias = None if bias is None or not isinstance(bias, Tensor) else bias.detach()[self.ids]
@@ -87,11 +166,53 @@ class FastDecoder:
     def head_rows(self) -> int:
         return int(self.ids.numel())
 
-    def _logits(self, hidden: Tensor) -> Tensor:
-        logits = hidden.to(self.weight.dtype) @ self.weight.T
+    def _logits(self, hidden: Tensor, rows: int | None = None) -> Tensor:
+        """``(B, H)`` -> float logits ``(B, rows)`` over the first ``rows`` restricted ids (default: all)."""
+        weight = self.weight if rows is None else self.weight[:rows]
+        logits = hidden.to(weight.dtype) @ weight.T
         if self.bias is not None:
-            logits = logits + self.bias
+            logits = logits + self.bias[: weight.shape[0]]
         return logits.float()
+
+    def _greedy(self, logits: Tensor, ids: Tensor) -> Tensor:
+        """Index of the maximum per row; on exact ties the smallest token id, as argmax over the vocabulary."""
+        best = logits.max(dim=-1, keepdim=True).values
+        big = torch.iinfo(ids.dtype).max
+        tied_ids = torch.where(logits == best, ids, big)
+        return tied_ids.argmin(dim=-1)
+
+    def _lean_forward(self, input_ids: Tensor, attention_mask: Tensor, sampling: G.SamplingConfig) -> Any:
+        """``forward(ids, positions) -> (B, H)`` through :class:`LeanQwen2` with one cache for the call."""
+        lean = self.lean
+        batch, length = input_ids.shape
+        # Sized for typical outputs; the cache doubles if a generation runs longer.
+        cache = lean.new_cache(batch, length + min(sampling.max_new_tokens, 1024))
+        key_mask = None if bool(attention_mask.all()) else attention_mask.bool()
+
+        def forward(ids: Tensor, positions: Tensor) -> Tensor:
+            nonlocal key_mask
+            if key_mask is not None and cache.length:
+                key_mask = torch.cat([key_mask, key_mask.new_ones(batch, ids.shape[1])], dim=1)
+            return lean(ids, positions, cache, key_mask)
+
+        return forward
+
+    def _hf_forward(self, attention_mask: Tensor) -> Any:
+        """The same contract through the transformers body (any causal LM) and its DynamicCache."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        mask = attention_mask[:, :0]
+
+        def forward(ids: Tensor, positions: Tensor) -> Tensor:
+            nonlocal mask
+            new = attention_mask if mask.shape[1] == 0 else mask.new_ones(ids.shape)
+            mask = torch.cat([mask, new], dim=1)
+            out = self.body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            **{self.cache_arg: cache})
+            return out.last_hidden_state[:, -1]
+
+        return forward
 
     @torch.inference_mode()
     def generate(
@@ -110,16 +231,12 @@ class FastDecoder:
         ``min_new_tokens`` forbids the stop tokens before that many steps (fixed-length benchmarks).
         Seeding is the caller's (wrap the call in :func:`sparktts.generation.seeded`).
         """
-        from transformers import DynamicCache
-
         vocab = self.grammar.vocab
         batch = input_ids.shape[0]
         states = [G._RowState(G.SpeechGrammar.start_phase(m)) for m in modes]
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-        cache = DynamicCache()
-        out = self.body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                        use_cache=True, **{self.cache_arg: cache})
-        hidden = out.last_hidden_state[:, -1]
+        forward = self._lean_forward(input_ids, attention_mask, sampling) if self.lean else self._hf_forward(attention_mask)
+        hidden = forward(input_ids, position_ids)
         if streamer is not None:
             streamer.put(input_ids.cpu())
         unfinished = torch.ones(batch, dtype=torch.bool, device=input_ids.device)
@@ -127,15 +244,16 @@ class FastDecoder:
         steps: list[Tensor] = []
         for step in range(sampling.max_new_tokens):
             phases = torch.tensor([int(s.phase) for s in states], device=self.masks.device)
-            allowed = self.masks[phases]
+            rows = self.late_rows if bool(self.late_phase[phases].all()) else self.head_rows
+            allowed = self.masks[phases, :rows]
             if step < min_new_tokens:
-                allowed = allowed & ~self.stop
-            logits = self._logits(hidden).masked_fill(~allowed, float("-inf"))
+                allowed = allowed & ~self.stop[:rows]
+            logits = self._logits(hidden, rows).masked_fill(~allowed, float("-inf"))
             if sampling.do_sample:
                 logits = _top_k_top_p(logits / float(sampling.temperature), sampling.top_k, float(sampling.top_p))
                 choice = torch.multinomial(logits.softmax(dim=-1), num_samples=1).squeeze(1)
             else:
-                choice = logits.argmax(dim=-1)
+                choice = self._greedy(logits, self.ids[:rows])
             tokens = torch.where(unfinished, self.ids[choice].to(input_ids.dtype), pad)
             for state, tok in zip(states, tokens.tolist()):
                 self.grammar.advance(state, tok)
@@ -145,11 +263,8 @@ class FastDecoder:
                 streamer.put(tokens.cpu())
             if not bool(unfinished.any()) or (cancel is not None and cancel.is_set()):
                 break
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, 1)], dim=1)
             position_ids = position_ids[:, -1:] + 1
-            out = self.body(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=position_ids,
-                            use_cache=True, **{self.cache_arg: cache})
-            hidden = out.last_hidden_state[:, -1]
+            hidden = forward(tokens[:, None], position_ids)
         if streamer is not None:
             streamer.end()
         return torch.cat([input_ids, torch.stack(steps, dim=1)], dim=1)
