@@ -235,7 +235,10 @@ class FastDecoder:
         batch = input_ids.shape[0]
         states = [G._RowState(G.SpeechGrammar.start_phase(m)) for m in modes]
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-        forward = self._lean_forward(input_ids, attention_mask, sampling) if self.lean else self._hf_forward(attention_mask)
+        if self.lean is not None:
+            forward = self._lean_forward(input_ids, attention_mask, sampling)
+        else:
+            forward = self._hf_forward(attention_mask)
         hidden = forward(input_ids, position_ids)
         if streamer is not None:
             streamer.put(input_ids.cpu())
