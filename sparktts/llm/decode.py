@@ -83,22 +83,28 @@ def quantize_int8(model: nn.Module) -> nn.Module:
             with warnings.catch_warnings():  # torch warns that quantized tensor types are deprecated
                 warnings.simplefilter("ignore", UserWarning)
                 setattr(module, name, DynamicLinear.from_float(wide))
-    embedding = body.embed_tokens
-    if embedding.weight.dtype != torch.float32:
+    # Every float tensor left is copied out of the loaded checkpoint: transformers maps the safetensors
+    # file, and one surviving view keeps the whole mapping, with every page quantization read, resident.
+    embedding, head = body.embed_tokens, model.get_output_embeddings()
+    table = nn.Parameter(embedding.weight.detach().clone(), requires_grad=False)
+    tied = isinstance(head, nn.Linear) and head.weight is embedding.weight
+    embedding.weight = table
+    if isinstance(head, nn.Linear):
+        head.weight = table if tied else nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+    if table.dtype != torch.float32:  # stays in its stored dtype; lookups and the head give fp32
         body.embed_tokens = _Float32Embedding(embedding)
-        head = model.get_output_embeddings()
         if isinstance(head, nn.Linear):
             model.set_output_embeddings(_Float32Head(head))
-    # Norm weights and rotary buffers (the float tensors left) compute in fp32.
+    # Norm weights and rotary buffers compute in fp32.
     for module in body.modules():
-        if module is body.embed_tokens:
+        if module is body.embed_tokens or isinstance(module, nn.Embedding):
             continue
         for name, param in list(module.named_parameters(recurse=False)):
-            if param.is_floating_point() and param.dtype != torch.float32:
-                setattr(module, name, nn.Parameter(param.detach().float(), requires_grad=False))
+            if param.is_floating_point():
+                setattr(module, name, nn.Parameter(param.detach().to(torch.float32, copy=True), requires_grad=False))
         for name, buf in list(module.named_buffers(recurse=False)):
-            if buf.is_floating_point() and buf.dtype != torch.float32:
-                module.register_buffer(name, buf.float(), persistent=False)
+            if buf.is_floating_point():
+                module.register_buffer(name, buf.to(torch.float32, copy=True), persistent=False)
     model.config.dtype = torch.float32
     return model
 
