@@ -44,7 +44,6 @@ from sparktts.codec.tokenizer import W2V_DIR, BiCodecTokenizer, resolve_device
 from sparktts.codec.tokens import BiCodecTokens
 from sparktts.errors import ConfigError, GenerationError, PromptError
 from sparktts.generation import GeneratedTokens, Kind, Mode, SamplingConfig, SpeechGenerator, new_seed
-from sparktts.llm.decode import quantize_int8
 from sparktts.llm.model import load_llm
 from sparktts.prompts import Gender, Level, build_clone_prompt, build_create_prompt
 from sparktts.streaming import StreamingDecoder, TokenQueueStreamer, crossfade_concat, fade_curves
@@ -278,11 +277,7 @@ class SparkTTS:
         self.sample_rate = self.audio_tokenizer.sample_rate
         if quantize not in (None, "int8"):
             raise ConfigError(f"quantize must be None or 'int8', not {quantize!r}")
-        # int8 starts from the checkpoint's own dtype (bf16 in the release): no full fp32 copy is made.
-        llm_dtype = "auto" if quantize == "int8" and dtype is None else dtype
-        self.tokenizer, self.model = load_llm(self.model_dir / "LLM", self.device, llm_dtype)
-        if quantize == "int8":
-            quantize_int8(self.model)
+        self.tokenizer, self.model = load_llm(self.model_dir / "LLM", self.device, dtype, quantize=quantize)
         self.codec = self.audio_tokenizer.model
         self.num_globals = self.codec.config.speaker_encoder.token_num
         self.generator = SpeechGenerator(

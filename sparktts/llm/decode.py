@@ -21,92 +21,17 @@ from __future__ import annotations
 
 import inspect
 import threading
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import generation as G
+from .quantize import quantize_int8
 from .qwen2 import LeanQwen2
 
-
-class _Float32Embedding(nn.Module):
-    """An embedding table kept in its stored dtype (bf16 in the release) whose lookups come out in fp32."""
-
-    def __init__(self, embedding: nn.Embedding):
-        super().__init__()
-        self.weight = embedding.weight
-        self.padding_idx = embedding.padding_idx
-
-    def forward(self, ids: Tensor) -> Tensor:
-        return F.embedding(ids, self.weight, self.padding_idx).float()
-
-
-class _Float32Head(nn.Module):
-    """An LM head (possibly tied to a bf16 embedding) taking and returning fp32."""
-
-    def __init__(self, head: nn.Linear):
-        super().__init__()
-        self.weight = head.weight
-        self.bias = head.bias
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        bias = None if self.bias is None else self.bias.to(self.weight.dtype)
-        return F.linear(hidden.to(self.weight.dtype), self.weight, bias).float()
-
-
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Dynamic int8 for the transformer body's linear layers: int8 weights (one scale per output row),
-    activations quantized on the fly, fp32 everywhere else in the body.
-
-    The model may be loaded in bf16 (the release's storage dtype): each linear layer is then widened to
-    fp32 only for its own quantization, so the full model never exists in fp32 (peak memory), and the
-    embedding table stays bf16 with fp32 lookups (exact: it holds bf16 values either way). The LM head is
-    left to :class:`FastDecoder`, which slices it. Returns the model (changed in place).
-    """
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-
-    body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
-    for module in list(body.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is not nn.Linear:
-                continue
-            wide = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
-            wide.weight = nn.Parameter(child.weight.detach().float(), requires_grad=False)
-            if child.bias is not None:
-                wide.bias = nn.Parameter(child.bias.detach().float(), requires_grad=False)
-            wide.qconfig = per_channel_dynamic_qconfig
-            with warnings.catch_warnings():  # torch warns that quantized tensor types are deprecated
-                warnings.simplefilter("ignore", UserWarning)
-                setattr(module, name, DynamicLinear.from_float(wide))
-    # Every float tensor left is copied out of the loaded checkpoint: transformers maps the safetensors
-    # file, and one surviving view keeps the whole mapping, with every page quantization read, resident.
-    embedding, head = body.embed_tokens, model.get_output_embeddings()
-    table = nn.Parameter(embedding.weight.detach().clone(), requires_grad=False)
-    tied = isinstance(head, nn.Linear) and head.weight is embedding.weight
-    embedding.weight = table
-    if isinstance(head, nn.Linear):
-        head.weight = table if tied else nn.Parameter(head.weight.detach().clone(), requires_grad=False)
-    if table.dtype != torch.float32:  # stays in its stored dtype; lookups and the head give fp32
-        body.embed_tokens = _Float32Embedding(embedding)
-        if isinstance(head, nn.Linear):
-            model.set_output_embeddings(_Float32Head(head))
-    # Norm weights and rotary buffers compute in fp32.
-    for module in body.modules():
-        if module is body.embed_tokens or isinstance(module, nn.Embedding):
-            continue
-        for name, param in list(module.named_parameters(recurse=False)):
-            if param.is_floating_point():
-                setattr(module, name, nn.Parameter(param.detach().to(torch.float32, copy=True), requires_grad=False))
-        for name, buf in list(module.named_buffers(recurse=False)):
-            if buf.is_floating_point():
-                module.register_buffer(name, buf.to(torch.float32, copy=True), persistent=False)
-    model.config.dtype = torch.float32
-    return model
+__all__ = ["FastDecoder", "quantize_int8"]
 
 
 # Phases after the first semantic token can be reached: their ids form the leading block of the head.

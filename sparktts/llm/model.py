@@ -68,6 +68,7 @@ def load_llm(
     llm_dir: str | os.PathLike,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype | None = None,
+    quantize: str | None = None,
     **model_kwargs: Any,
 ) -> tuple[Any, Any]:
     """Load the tokenizer and the causal LM of a Spark-TTS ``LLM/`` directory.
@@ -77,6 +78,8 @@ def load_llm(
         device: where to put the model.
         dtype: weight dtype: None (float32, as the original), "bfloat16", "float16", "auto" (checkpoint
             dtype) or a torch.dtype. Half precision is for GPUs; on CPU it is slow.
+        quantize: None, or "int8" (CPU only): dynamic int8 linear layers, read tensor by tensor from the
+            checkpoint (:func:`sparktts.llm.quantize.load_int8`); ``dtype`` is then ignored.
         **model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``attn_implementation``).
 
     Returns:
@@ -86,7 +89,7 @@ def load_llm(
     Raises:
         CheckpointError: the directory is missing or incomplete, transformers cannot load it, or the
             tokenizer lacks the Spark-TTS tokens / does not fit the model's vocabulary.
-        ConfigError: unknown ``dtype``.
+        ConfigError: unknown ``dtype`` or ``quantize``, or int8 on a GPU.
     """
     # Imported here: importing sparktts (codec only) should not pay for transformers' import time.
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -105,11 +108,22 @@ def load_llm(
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:  # transformers raises OSError / ValueError / JSON errors for broken files
         raise CheckpointError(f"{path}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from exc
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"quantize must be None or 'int8', not {quantize!r}")
+    if quantize and torch.device(device).type != "cpu":
+        raise ConfigError("quantize='int8' uses CPU kernels; on a GPU use dtype='bfloat16' instead.")
     try:
         with quiet_transformers_loading():
-            model = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, dtype=torch_dtype, **model_kwargs
-            )
+            if quantize == "int8":
+                from sparktts.llm.quantize import load_int8
+
+                model = load_int8(path)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(path), local_files_only=True, dtype=torch_dtype, **model_kwargs
+                )
+    except CheckpointError:
+        raise
     except Exception as exc:
         raise CheckpointError(f"{path}: cannot load the language model ({type(exc).__name__}: {exc})") from exc
     _check_tokenizer(tokenizer, model, path)

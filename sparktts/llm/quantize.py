@@ -1,0 +1,204 @@
+"""Dynamic int8 for the language model on CPU, and loading straight into it.
+
+The transformer body's linear layers get int8 weights with one scale per output row; activations are
+quantized on the fly by torch's dynamic-quantization kernels (fbgemm). Everything else in the body
+computes in fp32. The embedding table keeps its stored dtype (bf16 in the release) with fp32 lookups,
+which is exact since it holds bf16 values either way. The LM head is left to
+:class:`sparktts.llm.decode.FastDecoder`, which slices it.
+
+:func:`load_int8` builds the model without its weights and reads the checkpoint one tensor at a time,
+quantizing each linear layer as it arrives, so the float model never exists in memory: peak memory
+is the int8 model plus one tensor. (transformers maps the whole file, and every page quantization reads
+stays resident while any tensor of the file is alive.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sparktts.errors import CheckpointError
+
+__all__ = ["load_int8", "quantize_int8"]
+
+
+class _Float32Embedding(nn.Module):
+    """An embedding table kept in its stored dtype whose lookups come out in fp32."""
+
+    def __init__(self, weight: Tensor, padding_idx: int | None):
+        super().__init__()
+        self.weight = weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight, requires_grad=False)
+        self.padding_idx = padding_idx
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return F.embedding(ids, self.weight, self.padding_idx).float()
+
+
+class _Float32Head(nn.Module):
+    """An LM head (possibly tied to a bf16 embedding) taking and returning fp32."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None):
+        super().__init__()
+        self.weight = weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight, requires_grad=False)
+        self.bias = bias
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias.to(self.weight.dtype)
+        return F.linear(hidden.to(self.weight.dtype), self.weight, bias).float()
+
+
+def _int8_linear(weight: Tensor, bias: Tensor | None) -> nn.Module:
+    """A dynamic int8 ``Linear`` (per-row weight scales) from float weights of any dtype."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    wide = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="cpu")
+    wide.weight = nn.Parameter(weight.detach().float(), requires_grad=False)
+    if bias is not None:
+        wide.bias = nn.Parameter(bias.detach().float(), requires_grad=False)
+    wide.qconfig = per_channel_dynamic_qconfig
+    with warnings.catch_warnings():  # torch warns that quantized tensor types are deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        return DynamicLinear.from_float(wide)
+
+
+def _body(model: nn.Module) -> nn.Module:
+    return model.get_decoder() if hasattr(model, "get_decoder") else model.model
+
+
+def _finish(model: nn.Module, table: Tensor, head_weight: Tensor | None, head_bias: Tensor | None) -> None:
+    """Install the embedding table and the LM head (tied to the table when ``head_weight`` is None)."""
+    body = _body(model)
+    padding_idx = getattr(body.embed_tokens, "padding_idx", None)
+    table = nn.Parameter(table, requires_grad=False)
+    weight = table if head_weight is None else nn.Parameter(head_weight, requires_grad=False)
+    if table.dtype == torch.float32:
+        embedding = nn.Embedding(*table.shape, padding_idx=padding_idx, device="meta")
+        embedding.weight = table
+        head = nn.Linear(weight.shape[1], weight.shape[0], bias=head_bias is not None, device="meta")
+        head.weight, head.bias = weight, head_bias
+    else:  # bf16/fp16 storage: lookups and logits come out in fp32
+        embedding = _Float32Embedding(table, padding_idx)
+        head = _Float32Head(weight, head_bias)
+    body.embed_tokens = embedding
+    model.set_output_embeddings(head)
+    model.config.dtype = torch.float32
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """Quantize a loaded transformers causal LM in place (see the module docstring); returns it.
+
+    Prefer :func:`load_int8` when loading from disk: this function needs the float model in memory first.
+    """
+    body = _body(model)
+    for module in list(body.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.Linear:
+                setattr(module, name, _int8_linear(child.weight, child.bias))
+    embedding, head = body.embed_tokens, model.get_output_embeddings()
+    tied = isinstance(head, nn.Linear) and head.weight is embedding.weight
+    # Copies: a surviving view of a mapped checkpoint would keep all of its pages resident.
+    head_weight = None if tied or head is None else head.weight.detach().clone()
+    head_bias = None if head is None or head.bias is None else head.bias.detach().clone()
+    _float32_rest(body)
+    _finish(model, embedding.weight.detach().clone(), head_weight, head_bias)
+    return model
+
+
+def _float32_rest(body: nn.Module) -> None:
+    """Norm weights and rotary buffers: fp32 copies."""
+    for module in body.modules():
+        if isinstance(module, nn.Embedding):
+            continue
+        for name, param in list(module.named_parameters(recurse=False)):
+            if param.is_floating_point():
+                setattr(module, name, nn.Parameter(param.detach().to(torch.float32, copy=True), requires_grad=False))
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf is not None and buf.is_floating_point():
+                module.register_buffer(name, buf.to(torch.float32, copy=True), persistent=False)
+
+
+def _weight_files(path: Path) -> dict[str, Path]:
+    """Tensor name -> safetensors file, for a single file or a sharded checkpoint."""
+    from safetensors import safe_open
+
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        return {k: path / f for k, f in json.loads(index.read_text())["weight_map"].items()}
+    single = path / "model.safetensors"
+    if not single.is_file():
+        raise CheckpointError(f"{path}: no model.safetensors (int8 loading reads safetensors checkpoints).")
+    with safe_open(str(single), "pt") as f:
+        return {k: single for k in f.keys()}
+
+
+def _read(files: dict[str, Path], key: str) -> Tensor:
+    """One tensor, copied out of a mapping that is closed again at once (so no page stays resident)."""
+    from safetensors import safe_open
+
+    with safe_open(str(files[key]), "pt") as f:
+        return f.get_tensor(key).clone()
+
+
+def load_int8(path: str | os.PathLike) -> nn.Module:
+    """Build the causal LM of an ``LLM/`` directory directly in int8 form (CPU), reading tensor by tensor.
+
+    Raises:
+        CheckpointError: missing, unexpected or misshapen tensors.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    path = Path(path)
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    files = _weight_files(path)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    body = _body(model)
+    prefix = next(n for n, m in model.named_modules() if m is body) + "."
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    head_key = next((k for k in expected if not k.startswith(prefix)), None)  # "lm_head.weight"
+    needed = {k for k in expected if not (tied and k == head_key) and "rotary_emb" not in k}
+    missing = sorted(needed - set(files))
+    if missing:
+        raise CheckpointError(f"{path}: the checkpoint lacks {missing[:5]} ({len(missing)} in all); it does "
+                              "not belong to this config.json or is incomplete.")
+
+    def read(key: str) -> Tensor:
+        tensor = _read(files, key)
+        if tuple(tensor.shape) != tuple(expected[key]):
+            raise CheckpointError(f"{path}: {key} has shape {tuple(tensor.shape)}, config.json implies "
+                                  f"{tuple(expected[key])}.")
+        return tensor
+
+    names = {m: n for n, m in model.named_modules()}
+    for module in list(body.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.Linear:
+                key = f"{names[child]}."
+                bias = read(key + "bias") if child.bias is not None else None
+                setattr(module, name, _int8_linear(read(key + "weight"), bias))
+    table = read(f"{names[body.embed_tokens]}.weight")
+    for module in body.modules():
+        if module is body.embed_tokens:
+            continue
+        for name, _param in list(module.named_parameters(recurse=False)):
+            setattr(module, name, nn.Parameter(read(f"{names[module]}.{name}").float(), requires_grad=False))
+    # Rotary tables are computed from the config, not stored: rebuild that module on the CPU.
+    rotary = getattr(body, "rotary_emb", None)
+    if rotary is not None:
+        body.rotary_emb = type(rotary)(config=config)
+    head_weight = None if tied or head_key is None else read(head_key)
+    _finish(model, table, head_weight, None)
+    leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if leftover:
+        raise CheckpointError(f"{path}: no weights read for {leftover[:5]}; unsupported model layout.")
+    if (path / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(str(path), local_files_only=True)
+    return model.eval()
