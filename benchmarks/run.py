@@ -164,7 +164,6 @@ def token_agreement(release: Path, n: int = 100) -> dict:
     import torch
 
     from sparktts.generation import Phase, SamplingConfig, SpeechGenerator
-    from sparktts.llm.decode import quantize_int8
     from sparktts.llm.model import load_llm
     from sparktts.prompts import build_clone_prompt
 
@@ -172,9 +171,8 @@ def token_agreement(release: Path, n: int = 100) -> dict:
     out: dict = {}
     reference = None
     for variant in ("fp32", "bf16", "int8"):
-        tokenizer, model = load_llm(release / "LLM", "cpu", "bfloat16" if variant == "bf16" else None)
-        if variant == "int8":
-            quantize_int8(model)
+        tokenizer, model = load_llm(release / "LLM", "cpu", "bfloat16" if variant == "bf16" else None,
+                                    quantize="int8" if variant == "int8" else None)
         gen = SpeechGenerator(model, tokenizer)
         inputs = gen.encode_prompts([prompt])
         fast = gen.fast_decoder
