@@ -142,6 +142,24 @@ def test_truncated_wav2vec2_equals_all_layers(reference_dir, tiny_reference_rele
     close(fast(wav).features, g["feats_mix"], ATOL["w2v"])
 
 
+def test_chunked_conv_features_match_the_golden_features(reference_dir, tiny_reference_release):
+    """Long clips run the conv feature encoder in pieces (bounded memory): same features as one pass."""
+    from sparktts.codec.wav2vec2 import _chunk_conv_stack
+
+    g = golden(reference_dir, "long_7s2")
+    wav = [g["wav"].numpy()]
+    features = Wav2Vec2Features(tiny_reference_release / "wav2vec2-large-xlsr-53")
+    one_pass = features(wav).features  # 359 frames: below the default piece size
+    encoder, pieces = features.model.feature_extractor, []
+    inner = encoder.forward
+    encoder.forward = lambda x: pieces.append(x.shape[-1]) or inner(x)
+    _chunk_conv_stack(encoder, features.model.config, chunk=100)
+    chunked = features(wav).features
+    assert len(pieces) == 4  # 359 frames in pieces of 100
+    torch.testing.assert_close(chunked, one_pass, atol=1e-5, rtol=0)
+    close(chunked, g["feats_mix"], ATOL["w2v"])
+
+
 @pytest.mark.parametrize("window", [20, 64, 150])
 def test_windowed_decode_matches_the_golden_audio(window, reference_dir, tiny_reference_release):
     """Long sequences are decoded in windows with full receptive context: same audio as one pass."""

@@ -164,7 +164,7 @@ class BiCodec(nn.Module):
                 "wav": self.decoder(decoder_in)}
 
     @torch.inference_mode()
-    def decode(self, tokens: BiCodecTokens, window: int | None = 1024) -> Tensor:
+    def decode(self, tokens: BiCodecTokens, window: int | None = 512) -> Tensor:
         """Tokens -> ``(B, 1, N * hop)`` waveform. Padded rows decode to full length; trim with ``lengths``.
 
         Sequences longer than ``window`` tokens are decoded in windows of ``window`` tokens plus the

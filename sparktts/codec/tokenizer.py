@@ -22,7 +22,7 @@ from ..audio import AudioInput, load_audio, reference_clip
 from ..checkpoint import DEFAULT_REPO_ID, resolve_model_dir
 from ..config import AudioConfig
 from ..errors import AudioError
-from ..runtime import tune_allocator
+from ..runtime import release_memory, tune_allocator
 from .bicodec import BiCodec
 from .speaker import SpeakerEncoding
 from .tokens import BiCodecTokens
@@ -150,6 +150,8 @@ class BiCodecTokenizer:
             z = self.model.encoder(w2v.features[rows, :n].transpose(1, 2))
             for row, ids in zip(rows, self.model.quantizer.tokenize(z)):
                 semantic[row] = ids
+        del w2v, z
+        release_memory()
         return BiCodecTokens.from_lists(global_ids.tolist(), [s.tolist() for s in semantic])
 
     def encode_global(self, audio: AudioInput, sample_rate: int | None = None) -> Tensor:
@@ -169,6 +171,7 @@ class BiCodecTokenizer:
             wav = self.model.decode(group).squeeze(1).float().cpu().numpy()
             for row, w in zip(rows, wav):
                 out[row] = w
+        release_memory()
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()

@@ -23,6 +23,35 @@ from ..errors import CheckpointError
 MIX_LAYERS = (11, 14, 16)
 
 
+# Frames per piece of the convolutional feature encoder on long inputs (10 s).
+CONV_CHUNK_FRAMES = 500
+
+
+def _chunk_conv_stack(encoder: nn.Module, config: object, chunk: int = CONV_CHUNK_FRAMES) -> None:
+    """Make transformers' conv feature encoder run long inputs in pieces of ``chunk`` output frames.
+
+    With per-frame LayerNorm (``feat_extract_norm="layer"``, as in xlsr-53) each output frame depends
+    only on its own receptive field (400 samples, hop 320), so pieces cut from overlapping input spans
+    give the frames of one pass, while the 512-channel activations -- ~130 MB each for 20 s at the first
+    layers -- are held for one piece at a time. (Group norm normalises over time: not chunked.)
+    """
+    hop, field = 1, 1
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride):
+        field += (kernel - 1) * hop
+        hop *= stride
+    one_pass = encoder.forward
+
+    def forward(input_values: Tensor) -> Tensor:  # (B, N) -> (B, C, frames)
+        frames = (input_values.shape[-1] - field) // hop + 1
+        if frames <= chunk or torch.is_grad_enabled():
+            return one_pass(input_values)
+        pieces = [one_pass(input_values[:, f0 * hop: (min(f0 + chunk, frames) - 1) * hop + field])
+                  for f0 in range(0, frames, chunk)]
+        return torch.cat(pieces, dim=-1)
+
+    encoder.forward = forward
+
+
 @dataclass
 class Wav2Vec2Output:
     """features: (B, T, D) mean of the mixed layers; lengths: (B,) valid frames; hidden: layer -> (B, T, D)."""
@@ -70,6 +99,8 @@ class Wav2Vec2Features(nn.Module):
         if (self.truncated or config.num_hidden_layers == needed) and config.do_stable_layer_norm:
             # With exactly `needed` layers the last hidden state would be the final-LayerNorm output.
             self.model.encoder.layer_norm = nn.Identity()
+        if config.feat_extract_norm == "layer":
+            _chunk_conv_stack(self.model.feature_extractor, config)
         self.model.eval()
         logging.getLogger(__name__).debug("wav2vec2 stage: %d layers", config.num_hidden_layers)
 
