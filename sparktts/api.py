@@ -46,6 +46,7 @@ from sparktts.errors import ConfigError, GenerationError, PromptError
 from sparktts.generation import GeneratedTokens, Kind, Mode, SamplingConfig, SpeechGenerator, new_seed
 from sparktts.llm.model import load_llm
 from sparktts.prompts import Gender, Level, build_clone_prompt, build_create_prompt
+from sparktts.runtime import release_memory
 from sparktts.streaming import StreamingDecoder, TokenQueueStreamer, crossfade_concat, fade_curves
 from sparktts.text import join_text, split_sentences
 from sparktts.voices import Voice, _base_metadata
@@ -295,6 +296,7 @@ class SparkTTS:
             self.generator.vllm = VLLMGenerator(self.model_dir / "LLM", self.generator)
         self.generator.engine = engine
         self._voice_cache: OrderedDict[tuple[Any, ...], Voice] = OrderedDict()
+        release_memory()  # loading's transient copies (fp32 -> int8, dtype casts) leave free heap pages
 
     @classmethod
     def from_pretrained(cls, model_dir_or_repo_id: str | os.PathLike = DEFAULT_REPO_ID, device: Any = None,

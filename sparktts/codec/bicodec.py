@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..checkpoint import load_strict, read_state_dict, resolve_model_dir
 from ..config import BiCodecConfig
 from ..errors import CheckpointError
+from ..runtime import release_memory
 from .generator import WaveGenerator
 from .mel import MelSpectrogram
 from .quantize import FactorizedVectorQuantize
@@ -185,7 +186,9 @@ class BiCodec(nn.Module):
             end = min(start + window, n)
             lo, hi = max(0, start - ctx), min(n, end + ctx)
             wav = self.decoder(self.prenet(z_q[..., lo:hi], d_vector) + d_vector.unsqueeze(-1))
-            pieces.append(wav[..., (start - lo) * hop: (end - lo) * hop])
+            pieces.append(wav[..., (start - lo) * hop: (end - lo) * hop].clone())
+            del wav
+            release_memory()  # each window's activations go back before the next: peak = one window
         return torch.cat(pieces, dim=-1)
 
     # Original names (BiCodec.tokenize returns (semantic, global) with global shaped (B, 1, G)).

@@ -93,6 +93,7 @@ class BiCodecTokenizer:
         self.processor = self.features.processor  # original attribute names
         self.feature_extractor = self.features.model
         self.sample_rate = self.audio_config.sample_rate
+        release_memory()  # the state dict read next to the model it was copied into
         self.min_samples = max(400, self.model.hop_length)
 
     @classmethod
