@@ -217,3 +217,28 @@ def test_int8_loading_names_a_broken_checkpoint(tiny_release, tmp_path):
     save_file(weights, str(broken / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="shape"):
         load_llm(broken, "cpu", quantize="int8")
+
+
+def test_int8_layer_equals_torch_dynamic_quantization():
+    """Our int8 layer builder is torch's per-channel dynamic quantization, without its load-time costs."""
+    import warnings
+
+    from torch import nn
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    from sparktts.llm.quantize import _int8_linear
+
+    gen = torch.Generator().manual_seed(0)
+    float_layer = nn.Linear(64, 48)
+    with torch.no_grad():
+        float_layer.weight.copy_(torch.randn(48, 64, generator=gen))
+    float_layer.qconfig = per_channel_dynamic_qconfig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = DynamicLinear.from_float(float_layer)
+    ours = _int8_linear(float_layer.weight, float_layer.bias)
+    x = torch.randn(5, 64, generator=gen)
+    assert (ours.in_features, ours.out_features) == (64, 48)
+    assert torch.equal(ours(x), theirs(x))
+    assert torch.equal(ours.weight().int_repr(), theirs.weight().int_repr())
