@@ -84,6 +84,9 @@ def test_sparktts_subcommands(tiny_release, prompt_wav, tmp_path, capsys) -> Non
     assert sparktts_main(["clone", *m, "--text", TEXT, "--voice", str(tmp_path / "ref.json"), "--greedy",
                           "--max_new_tokens", "8", "--out", str(tmp_path / "c.wav")]) == 0
     _check_wav(_written(capsys), 8)
+    assert sparktts_main(["clone", *m, "--text", TEXT, "--voice", str(tmp_path / "ref.json"), "--greedy",
+                          "--quantize", "int8", "--max_new_tokens", "8", "--out", str(tmp_path / "q.wav")]) == 0
+    _check_wav(_written(capsys), 8)
     assert sparktts_main(["create", *m, "--text", TEXT, "--gender", "male", "--pitch", "low", "--speed", "high",
                           "--max_new_tokens", "45", "--seed", "1", "--out", str(tmp_path / "n.wav")]) == 0
     _check_wav(_written(capsys), 45)

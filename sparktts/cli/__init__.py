@@ -36,6 +36,7 @@ def _synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="Output wav path")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dtype", default=None, help="LLM dtype: float32 (default), bfloat16, float16, auto")
+    p.add_argument("--quantize", choices=("int8",), default=None, help="int8 LLM on CPU (faster; changes numbers)")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top_k", type=int, default=50)
     p.add_argument("--top_p", type=float, default=0.95)
@@ -95,7 +96,7 @@ def _run(args: argparse.Namespace) -> str:
         tokenizer = BiCodecTokenizer.from_pretrained(args.model_dir, device=device)
         return str(Voice.from_audio(tokenizer, args.audio, args.transcript, name=args.name).save(args.out))
 
-    tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype)
+    tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype, quantize=args.quantize)
     common = dict(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                   max_new_tokens=args.max_new_tokens, do_sample=not args.greedy, constrained=not args.unconstrained)
     if args.command == "clone":

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_voice", type=str, default=None, help="Write the voice used / created to this JSON file")
     p.add_argument("--stream", action="store_true", help="Generate and write the audio chunk by chunk")
     p.add_argument("--dtype", type=str, default=None, help="LLM dtype: float32 (default), bfloat16, float16, auto")
+    p.add_argument("--quantize", choices=("int8",), default=None, help="int8 LLM on CPU (faster; changes numbers)")
     p.add_argument("--max_new_tokens", type=int, default=3000)
     p.add_argument("--unconstrained", action="store_true", help="The original's unconstrained generate")
     p.add_argument("--legacy_join", action="store_true",
@@ -96,7 +97,7 @@ def run_tts(args: argparse.Namespace) -> Path:
 
     device = pick_device(args.device)
     log.info("Using model from: %s on %s", args.model_dir, device)
-    tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype)
+    tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype, quantize=args.quantize)
     os.makedirs(args.save_dir, exist_ok=True)
     save_path = timestamped_path(args.save_dir)
     common = dict(seed=args.seed, max_new_tokens=args.max_new_tokens, constrained=not args.unconstrained)
