@@ -25,27 +25,25 @@ import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_applied = False
-_libc: ctypes.CDLL | None = None
+_libc: ctypes.CDLL | None = None  # set once the tuning is applied
 
 
 def tune_allocator(mmap_threshold: int = 1 << 30) -> bool:
     """Raise glibc's mmap/trim thresholds once per process; True when applied (Linux glibc only)."""
-    global _applied
-    if _applied:
+    global _libc
+    if _libc is not None:
         return True
     if os.environ.get("SPARKTTS_NO_MALLOC_TUNING") or not sys.platform.startswith("linux"):
         return False
-    global _libc
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
         libc.malloc_trim  # noqa: B018 -- glibc only; checked before anything is changed
     except (OSError, AttributeError):  # musl or another libc: nothing to tune
         return False
-    _applied = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, mmap_threshold))
-    _libc = libc if _applied else None
-    return _applied
+    if mallopt(_M_MMAP_THRESHOLD, mmap_threshold) and mallopt(_M_TRIM_THRESHOLD, mmap_threshold):
+        _libc = libc
+    return _libc is not None
 
 
 def release_memory() -> None:
