@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .. import generation as G
+from .model import decoder_body
 from .quantize import quantize_int8
 from .qwen2 import LeanQwen2
 
@@ -64,7 +65,7 @@ class FastDecoder:
     def __init__(self, model: Any, grammar: G.SpeechGrammar):
         self.model = model
         self.grammar = grammar
-        self.body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+        self.body = decoder_body(model)
         head = model.get_output_embeddings()
         device = grammar.masks.device
         # Qwen2 (every Spark-TTS release) runs through the lean forward; other LMs through transformers.

@@ -18,7 +18,7 @@ import torch
 from sparktts.checkpoint import quiet_transformers_loading
 from sparktts.errors import CheckpointError, ConfigError
 
-__all__ = ["DTYPES", "load_llm", "resolve_dtype"]
+__all__ = ["DTYPES", "decoder_body", "load_llm", "resolve_dtype"]
 
 # Names accepted for ``dtype`` (besides torch.dtype objects). "auto" keeps the checkpoint's own dtype.
 DTYPES: dict[str, torch.dtype | str] = {
@@ -43,6 +43,11 @@ _REQUIRED_TOKENS = (
     "<|start_semantic_token|>",
     "<|end_global_token|>",
 )
+
+
+def decoder_body(model: Any) -> Any:
+    """The transformer body of a transformers causal LM (``model.model`` for Qwen2), without its LM head."""
+    return model.get_decoder() if hasattr(model, "get_decoder") else model.model
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:

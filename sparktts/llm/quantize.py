@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,6 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sparktts.errors import CheckpointError
+
+from .model import decoder_body
 
 __all__ = ["load_int8", "quantize_int8"]
 
@@ -77,13 +80,9 @@ def _int8_linear(weight: Tensor, bias: Tensor | None) -> nn.Module:
     return layer
 
 
-def _body(model: nn.Module) -> nn.Module:
-    return model.get_decoder() if hasattr(model, "get_decoder") else model.model
-
-
 def _finish(model: nn.Module, table: Tensor, head_weight: Tensor | None, head_bias: Tensor | None) -> None:
     """Install the embedding table and the LM head (tied to the table when ``head_weight`` is None)."""
-    body = _body(model)
+    body = decoder_body(model)
     padding_idx = getattr(body.embed_tokens, "padding_idx", None)
     table = nn.Parameter(table, requires_grad=False)
     weight = table if head_weight is None else nn.Parameter(head_weight, requires_grad=False)
@@ -100,37 +99,47 @@ def _finish(model: nn.Module, table: Tensor, head_weight: Tensor | None, head_bi
     model.config.dtype = torch.float32
 
 
+def _convert(model: nn.Module, read: Callable[[str, bool], Tensor]) -> None:
+    """Turn ``model`` into its int8 form, taking every tensor by name from ``read(key, copy)``.
+
+    The body's linear layers become int8; its other parameters (norms) fp32; the rotary tables are
+    rebuilt from the config; the embedding table (read with ``copy=False``) and the head are installed by
+    :func:`_finish`. The model's own tensors may be on the meta device: none of them is used.
+    """
+    body = decoder_body(model)
+    head = model.get_output_embeddings()
+    names = {m: n for n, m in model.named_modules()}
+    for module in list(body.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.Linear:
+                key = f"{names[child]}."
+                bias = read(key + "bias", True) if child.bias is not None else None
+                setattr(module, name, _int8_linear(read(key + "weight", True), bias))
+    table = read(f"{names[body.embed_tokens]}.weight", False)
+    for module in body.modules():
+        if module is body.embed_tokens:
+            continue
+        for name, _param in list(module.named_parameters(recurse=False)):
+            setattr(module, name, nn.Parameter(read(f"{names[module]}.{name}", True).float(), requires_grad=False))
+    # Rotary tables are computed from the config, not stored: rebuild that module on the CPU.
+    rotary = getattr(body, "rotary_emb", None)
+    if rotary is not None:
+        body.rotary_emb = type(rotary)(config=model.config)
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    head_weight = None if tied else read(f"{names[head]}.weight", True)
+    head_bias = read(f"{names[head]}.bias", True) if getattr(head, "bias", None) is not None else None
+    _finish(model, table, head_weight, head_bias)
+
+
 def quantize_int8(model: nn.Module) -> nn.Module:
     """Quantize a loaded transformers causal LM in place (see the module docstring); returns it.
 
     Prefer :func:`load_int8` when loading from disk: this function needs the float model in memory first.
     """
-    body = _body(model)
-    for module in list(body.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is nn.Linear:
-                setattr(module, name, _int8_linear(child.weight, child.bias))
-    embedding, head = body.embed_tokens, model.get_output_embeddings()
-    tied = isinstance(head, nn.Linear) and head.weight is embedding.weight
+    state = model.state_dict()
     # Copies: a surviving view of a mapped checkpoint would keep all of its pages resident.
-    head_weight = None if tied or head is None else head.weight.detach().clone()
-    head_bias = None if head is None or head.bias is None else head.bias.detach().clone()
-    _float32_rest(body)
-    _finish(model, embedding.weight.detach().clone(), head_weight, head_bias)
+    _convert(model, lambda key, copy: state[key].detach().clone())
     return model
-
-
-def _float32_rest(body: nn.Module) -> None:
-    """Norm weights and rotary buffers: fp32 copies."""
-    for module in body.modules():
-        if isinstance(module, nn.Embedding):
-            continue
-        for name, param in list(module.named_parameters(recurse=False)):
-            if param.is_floating_point():
-                setattr(module, name, nn.Parameter(param.detach().to(torch.float32, copy=True), requires_grad=False))
-        for name, buf in list(module.named_buffers(recurse=False)):
-            if buf is not None and buf.is_floating_point():
-                module.register_buffer(name, buf.to(torch.float32, copy=True), persistent=False)
 
 
 def _weight_files(path: Path) -> dict[str, Path]:
@@ -171,45 +180,26 @@ def load_int8(path: str | os.PathLike) -> nn.Module:
     files = _weight_files(path)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    body = _body(model)
-    prefix = next(n for n, m in model.named_modules() if m is body) + "."
+    head = model.get_output_embeddings()
+    head_key = next(n for n, m in model.named_modules() if m is head) + ".weight"  # "lm_head.weight"
     expected = {k: v.shape for k, v in model.state_dict().items()}
     tied = bool(getattr(config, "tie_word_embeddings", False))
-    head_key = next((k for k in expected if not k.startswith(prefix)), None)  # "lm_head.weight"
     needed = {k for k in expected if not (tied and k == head_key) and "rotary_emb" not in k}
     missing = sorted(needed - set(files))
     if missing:
         raise CheckpointError(f"{path}: the checkpoint lacks {missing[:5]} ({len(missing)} in all); it does "
                               "not belong to this config.json or is incomplete.")
 
-    def read(key: str, copy: bool = True) -> Tensor:
+    def read(key: str, copy: bool) -> Tensor:
         tensor = _read(files, key, copy=copy)
         if tuple(tensor.shape) != tuple(expected[key]):
             raise CheckpointError(f"{path}: {key} has shape {tuple(tensor.shape)}, config.json implies "
                                   f"{tuple(expected[key])}.")
         return tensor
 
-    names = {m: n for n, m in model.named_modules()}
-    for module in list(body.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is nn.Linear:
-                key = f"{names[child]}."
-                bias = read(key + "bias") if child.bias is not None else None
-                setattr(module, name, _int8_linear(read(key + "weight"), bias))
-    # The embedding table stays a view of the file: a step reads one row per token, so only the rows of
-    # tokens ever used become resident (~1 MB in a session instead of the table's 300 MB).
-    table = read(f"{names[body.embed_tokens]}.weight", copy=False)
-    for module in body.modules():
-        if module is body.embed_tokens:
-            continue
-        for name, _param in list(module.named_parameters(recurse=False)):
-            setattr(module, name, nn.Parameter(read(f"{names[module]}.{name}").float(), requires_grad=False))
-    # Rotary tables are computed from the config, not stored: rebuild that module on the CPU.
-    rotary = getattr(body, "rotary_emb", None)
-    if rotary is not None:
-        body.rotary_emb = type(rotary)(config=config)
-    head_weight = None if tied or head_key is None else read(head_key)
-    _finish(model, table, head_weight, None)
+    # The embedding table stays a view of the file (copy=False): a step reads one row per token, so only
+    # the rows of tokens ever used become resident (~1 MB in a session instead of the table's 300 MB).
+    _convert(model, read)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise CheckpointError(f"{path}: no weights read for {leftover[:5]}; unsupported model layout.")

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .model import decoder_body
+
 __all__ = ["KVCache", "LeanQwen2"]
 
 
@@ -89,7 +91,7 @@ class LeanQwen2:
 
     def __init__(self, model: Any):
         cfg = model.config
-        body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+        body = decoder_body(model)
         self.embed = body.embed_tokens
         self.layers = [_Layer(layer) for layer in body.layers]
         self.final_norm = body.norm.weight
