@@ -24,7 +24,7 @@ $(VENV)/.core-installed: pyproject.toml constraints.txt | $(PY)
 
 $(VENV)/.dev-installed: $(VENV)/.core-installed pyproject.toml constraints.txt requirements-test.txt
 	$(PIP) torchaudio==2.11.0
-	$(PIP) -e ".[eval,notebook,dev]"
+	$(PIP) -e ".[eval,notebook,dev,train]"
 	$(PIP) -r requirements-test.txt
 	touch $@
 

@@ -9,6 +9,7 @@ Examples::
                     --save_voice new.json
     sparktts tokenize --model_dir M ref.wav --out ref.tokens.json
     sparktts inference --text ... (the original flags; same as python -m sparktts.cli.inference)
+    sparktts prepare | train codec | train lm | export   (training, see sparktts.cli.train)
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from sparktts.errors import SparkTTSError
 from sparktts.prompts import GENDER_MAP, LEVELS_MAP
 
 __all__ = ["build_parser", "main"]
+
+TRAINING_COMMANDS = ("prepare", "train", "export")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -76,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--out", required=True)
 
     sub.add_parser("inference", help="The original cli/inference.py flags (see its --help)", add_help=False)
+    for name in TRAINING_COMMANDS:
+        sub.add_parser(name, help=f"Training: see `sparktts {name} --help`", add_help=False)
     return parser
 
 
@@ -118,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sparktts.cli.inference import main as inference_main
 
         return inference_main(argv[1:])
+    if argv and argv[0] in TRAINING_COMMANDS:
+        from sparktts.cli.train import main as train_main
+
+        return train_main(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s - %(message)s")
     args = build_parser().parse_args(argv)
     try:

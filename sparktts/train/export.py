@@ -1,0 +1,35 @@
+"""``sparktts export RUN_DIR --out MODEL_DIR``: a training run -> a release directory.
+
+A codec run exports ``config.yaml``, ``BiCodec/`` and ``wav2vec2-large-xlsr-53/``; an LM run exports
+``LLM/`` next to the codec its data was tokenized with, so the result is a complete release that
+``SparkTTS.from_pretrained`` and both CLIs load like the published one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from pathlib import Path
+
+from .run import TrainingError, read_run_info
+
+_EXPORTERS = {"codec": "sparktts.train.codec.export", "lm": "sparktts.train.lm.export"}
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, checkpoint: str | None = None) -> Path:
+    """Write the release directory ``out`` from the run in ``run_dir`` (its latest checkpoint by default)."""
+    info = read_run_info(run_dir)
+    kind = info.get("kind")
+    if kind not in _EXPORTERS:
+        raise TrainingError(f"{run_dir}: unknown run kind {kind!r} in run.json; expected one of {sorted(_EXPORTERS)}.")
+    exporter = importlib.import_module(_EXPORTERS[kind])
+    return exporter.export(Path(run_dir), Path(out), checkpoint=checkpoint)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="Checkpoint folder to export (default: the latest)")
+
+
+def run(args: argparse.Namespace) -> str:
+    return str(export_run(args.run_dir, args.out, checkpoint=args.checkpoint))

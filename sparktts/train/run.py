@@ -1,0 +1,160 @@
+"""The run directory both trainers write, and its metrics log.
+
+A run directory holds::
+
+    config.yaml        the resolved training config (what was actually run)
+    run.json           kind ("codec" or "lm"), the data folder, the init model, package version
+    checkpoints/       step-numbered checkpoints (written by the trainer's engine)
+    metrics.csv        step, losses, lr, seconds: one row per logging step, appended on resume
+    tensorboard/       TensorBoard event files
+
+Only the main process writes (``is_main``); other DDP ranks get a logger that does nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError, SparkTTSError
+from .config import to_dict
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.csv"
+
+
+class TrainingError(SparkTTSError):
+    """A training run cannot start or continue (bad data, mismatched checkpoint, unwritable folder)."""
+
+
+def prepare_run_dir(out: str | os.PathLike, kind: str, config: Any, info: Mapping[str, Any],
+                    resume: bool, is_main: bool = True) -> Path:
+    """Create (or, with ``resume``, reopen) a run directory and record the resolved config.
+
+    A fresh run refuses a folder that already holds a run (pass ``--resume`` or another ``--out``);
+    a resumed run refuses a config that differs from the recorded one, since its checkpoints would
+    not fit the model.
+    """
+    out = Path(out).expanduser()
+    cfg = to_dict(config)
+    recorded = out / CONFIG_FILE
+    if resume:
+        if not recorded.is_file():
+            raise TrainingError(f"{out}: no run to resume (no {CONFIG_FILE}). Drop --resume to start one.")
+        old = yaml.safe_load(recorded.read_text())
+        if old != cfg:
+            diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+            raise ConfigError(f"{out}: --resume with a config that differs from the run's in {diff}. "
+                              f"Resume with the same --config, or start a new --out.")
+        return out
+    if recorded.exists():
+        raise TrainingError(f"{out}: already holds a training run. Pass --resume to continue it, or "
+                            f"choose another --out.")
+    if is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise TrainingError(f"{out}: cannot write there ({exc.strerror}). Choose a writable --out.") from exc
+        _write_atomic(recorded, yaml.safe_dump(cfg, sort_keys=False))
+        from .. import __version__
+
+        _write_atomic(out / RUN_FILE, json.dumps({"kind": kind, "sparktts_version": __version__, **info},
+                                                  indent=2, default=str))
+    return out
+
+
+def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``run.json`` of a run directory (its ``kind`` says which trainer wrote it)."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise TrainingError(f"{run_dir}: not a training run directory (no {RUN_FILE}).")
+    return json.loads(path.read_text())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class MetricsLogger:
+    """Append scalars to ``metrics.csv`` and TensorBoard; a no-op on non-main ranks.
+
+    The CSV's columns are fixed by the first row written; later keys that were not in it are
+    dropped from the CSV (TensorBoard still gets them). On resume, rows past the resumed step are
+    removed first, so a crash between a log and a checkpoint does not leave duplicate steps.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, resume_step: int | None = None,
+                 tensorboard: bool = True):
+        self.enabled = enabled
+        self.path = Path(run_dir) / METRICS_FILE
+        self._t0 = time.perf_counter()
+        self._offset = 0.0
+        self._columns: list[str] | None = None
+        self._tb = None
+        if not enabled:
+            return
+        if self.path.is_file():
+            with self.path.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            if rows:
+                self._columns = list(rows[0].keys())
+            keep = [r for r in rows if resume_step is not None and int(r["step"]) <= resume_step]
+            if keep:
+                self._offset = float(keep[-1].get("seconds") or 0.0)
+            if len(keep) != len(rows):
+                with self.path.open("w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=self._columns or ["step"])
+                    writer.writeheader()
+                    writer.writerows(keep)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is in the train extra; the CSV is enough without it
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        row = {"step": int(step), **{k: float(v) for k, v in values.items()},
+               "seconds": round(self._offset + time.perf_counter() - self._t0, 3)}
+        new_file = not self.path.is_file() or self.path.stat().st_size == 0
+        if self._columns is None:
+            self._columns = list(row)
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._columns, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        if self._tb is not None:
+            for k, v in values.items():
+                self._tb.add_scalar(k, float(v), int(step))
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def read_metrics(run_dir: str | os.PathLike):
+    """``metrics.csv`` of a run as a pandas DataFrame (for plots and notebooks)."""
+    import pandas as pd
+
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise TrainingError(f"{run_dir}: no {METRICS_FILE} yet; has the run logged a step?")
+    return pd.read_csv(path)
