@@ -551,3 +551,82 @@ def build_create_prompt(text: str, gender: str | Gender, pitch: str | Level, spe
             END_STYLE_LABEL,
         ]
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training targets (what the LM learns to write after a prompt of the builders above)
+# ----------------------------------------------------------------------------------------------------
+
+START_ACOUSTIC = "<|start_acoustic_token|>"
+END_ACOUSTIC = "<|end_acoustic_token|>"
+# The released tokenizer's eos; the SparkAudio training data ends every target with it, and the released
+# generation config stops on it.
+END_OF_SPEECH = "<|im_end|>"
+
+__all__ += ["END_ACOUSTIC", "END_OF_SPEECH", "START_ACOUSTIC", "build_clone_target", "build_create_target"]
+
+
+def build_clone_target(semantic_ids: Sequence[int] | Any, end: str = END_OF_SPEECH) -> str:
+    """What the LM writes after a :func:`build_clone_prompt` prompt (no transcript): the training target.
+
+    Layout (as the SparkAudio training data, ``<|start_semantic_token|>`` then the ids then the end token)::
+
+        <|start_semantic_token|>{T x <|bicodec_semantic_N|>}<|im_end|>
+
+    Args:
+        semantic_ids: the clip's T semantic ids in [0, 8192) (sequence or (T,)/(1, T) int array).
+        end: the end token; the tokenizer's eos (``<|im_end|>`` for the release).
+
+    Raises:
+        PromptError: no ids, or ids of bad dtype / shape / range.
+    """
+    semantics = _id_list(semantic_ids, "semantic_ids", SEMANTIC_CODEBOOK_SIZE)
+    if not semantics:
+        raise PromptError("semantic_ids is empty; a training target needs the clip's semantic tokens")
+    return START_SEMANTIC + format_semantic(semantics) + end
+
+
+def build_create_target(
+    pitch_value: float,
+    speed_value: float,
+    global_ids: Sequence[int] | Any,
+    semantic_ids: Sequence[int] | Any,
+    end: str = END_OF_SPEECH,
+    expected_globals: int | None = None,
+) -> str:
+    """What the LM writes after a :func:`build_create_prompt` prompt: the training target.
+
+    Layout (the chain of thought of the SparkAudio training data)::
+
+        <|start_acoustic_token|><|pitch_value_P|><|speed_value_V|><|end_acoustic_token|>
+        <|start_global_token|>{32 x <|bicodec_global_N|>}<|end_global_token|>
+        <|start_semantic_token|>{T x <|bicodec_semantic_N|>}<|im_end|>
+
+    Args:
+        pitch_value: mean pitch in mel (truncated to int, clipped to [0, 1000], as :func:`pitch_value_token`).
+        speed_value: syllables per second (truncated, clipped to [0, 10]).
+        global_ids: the clip's global ids; ``expected_globals`` (32 for the release) checks their count.
+        semantic_ids: the clip's semantic ids.
+        end: the end token (the tokenizer's eos).
+
+    Raises:
+        PromptError: bad values or ids, or the wrong number of global ids.
+    """
+    globals_ = _id_list(global_ids, "global_ids", GLOBAL_CODEBOOK_SIZE)
+    if not globals_ or (expected_globals is not None and len(globals_) != expected_globals):
+        raise PromptError(
+            f"global_ids has {len(globals_)} ids but the model expects {expected_globals or 'at least one'}; "
+            "use global tokens produced by the matching codec"
+        )
+    return "".join(
+        [
+            START_ACOUSTIC,
+            pitch_value_token(pitch_value),
+            speed_value_token(speed_value),
+            END_ACOUSTIC,
+            START_GLOBAL,
+            format_global(globals_),
+            END_GLOBAL,
+            build_clone_target(semantic_ids, end),
+        ]
+    )
