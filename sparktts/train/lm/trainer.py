@@ -1,0 +1,421 @@
+"""``sparktts train lm``: train or fine-tune the Spark-TTS LLM on prepared tokens.
+
+Engine: an :class:`accelerate.Accelerator` loop, not ``transformers.Trainer``. Accelerate brings what
+scale-out needs (DDP under ``torchrun`` / ``accelerate launch`` on GPUs or gloo CPUs, bf16 autocast,
+gradient clipping across ranks) while the loop keeps three things exact that Trainer leaves to
+version-dependent internals:
+
+* **loss normalisation**: every micro-batch's summed token loss is divided by the number of target tokens
+  of the whole global batch (all ranks, all accumulation steps), so N processes, gradient accumulation
+  and one process compute the same gradient (up to float rounding), whatever the example lengths;
+* **data order**: global batch ``k`` of epoch ``e`` is a fixed slice of a permutation seeded by
+  ``seed + e``, each rank taking its own slice; nothing depends on sampler or RNG state, so a resumed
+  run sees the batches it would have seen;
+* **checkpoints**: ``checkpoints/step-NNNNNNNN/`` holds the weights (safetensors), the optimiser and
+  scheduler state and ``state.json`` (step, config); loading checks both against the current run.
+
+The run directory (:func:`sparktts.train.run.prepare_run_dir`) also holds ``base/`` (the model config and
+tokenizer files the exporter needs), ``examples.json`` (counts, skipped examples), ``metrics.csv`` and
+TensorBoard events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from sparktts.data.shards import read_data_info, read_tokenized
+from sparktts.errors import ConfigError
+from sparktts.train.config import load_config, to_dict
+from sparktts.train.lm.config import LMTrainConfig
+from sparktts.train.lm.data import ExampleStats, TrainingExample, build_examples, collate
+from sparktts.train.run import MetricsLogger, TrainingError, prepare_run_dir
+
+__all__ = ["LMTrainer", "add_arguments", "latest_checkpoint", "run", "train_lm"]
+
+log = logging.getLogger(__name__)
+
+BASE_DIR = "base"  # model config + tokenizer files of the run (what export writes into LLM/)
+CKPT_DIR = "checkpoints"
+WEIGHTS = "model.safetensors"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                    "merges.txt", "added_tokens.json", "chat_template.jinja")
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint folder of a run, or None."""
+    folder = Path(run_dir) / CKPT_DIR
+    ckpts = sorted(p for p in folder.glob("step-*") if (p / "state.json").is_file()) if folder.is_dir() else []
+    return ckpts[-1] if ckpts else None
+
+
+def _llm_dir(init: str | os.PathLike) -> Path:
+    """A release root or an ``LLM/`` folder -> the folder holding config.json and the tokenizer."""
+    from sparktts.checkpoint import resolve_model_dir
+
+    path = Path(init).expanduser()
+    if not path.exists():
+        path = Path(resolve_model_dir(init))  # a hub id when online, as every other loader accepts
+    return path / "LLM" if (path / "LLM" / "config.json").is_file() else path
+
+
+def _write_base(base: Path, cfg: LMTrainConfig, init: str | None) -> None:
+    """Write ``base/``: tokenizer files and the model's config.json / generation_config.json."""
+    from transformers import AutoConfig, GenerationConfig, Qwen2Config
+
+    base.mkdir(parents=True, exist_ok=True)
+    if init is not None:
+        src = _llm_dir(init)
+        if not (src / "config.json").is_file():
+            raise TrainingError(f"--init {init}: no LLM config.json there; pass a release directory or its LLM/")
+        for name in (*_TOKENIZER_FILES, "config.json", "generation_config.json"):
+            if (src / name).is_file():
+                shutil.copy2(src / name, base / name)
+        AutoConfig.from_pretrained(str(src))  # fail here, with the path, if transformers cannot read it
+        return
+    from sparktts.llm import factory
+
+    m = cfg.model
+    src = Path(m.tokenizer).expanduser()
+    if src.is_dir():
+        for name in _TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, base / name)
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(base / "tokenizer.json"))
+    else:
+        if m.tokenizer not in factory.PRESETS:
+            raise ConfigError(f"model.tokenizer {m.tokenizer!r} is neither a folder with tokenizer files nor one "
+                              f"of the presets {list(factory.PRESETS)}")
+        tok = factory.build_tokenizer(m.tokenizer)
+        # The factory's writer gives the released LLM/'s tokenizer files (Qwen2Tokenizer, eos <|im_end|>).
+        factory._write_tokenizer_files(tok, base, m.max_position_embeddings)
+    n_tokens = tok.get_vocab_size(with_added_tokens=True)
+    vocab = m.vocab_size or -(-n_tokens // m.vocab_multiple) * m.vocab_multiple
+    if vocab < n_tokens:
+        raise ConfigError(f"model.vocab_size {vocab} is smaller than the tokenizer ({n_tokens} tokens)")
+    bos, eos = tok.token_to_id("<|endoftext|>"), tok.token_to_id("<|im_end|>")
+    config = Qwen2Config(
+        vocab_size=vocab, hidden_size=m.hidden_size, intermediate_size=m.intermediate_size,
+        num_hidden_layers=m.num_hidden_layers, num_attention_heads=m.num_attention_heads,
+        num_key_value_heads=m.num_key_value_heads, max_position_embeddings=m.max_position_embeddings,
+        rope_theta=m.rope_theta, rms_norm_eps=m.rms_norm_eps, tie_word_embeddings=m.tie_word_embeddings,
+        use_sliding_window=False, max_window_layers=m.num_hidden_layers, bos_token_id=bos, eos_token_id=eos,
+    )
+    config.save_pretrained(str(base))
+    GenerationConfig(bos_token_id=bos, eos_token_id=eos, pad_token_id=bos).save_pretrained(str(base))
+    cfg_json = json.loads((base / "config.json").read_text())
+    cfg_json.setdefault("rope_theta", m.rope_theta)  # transformers 4.x reads only the top-level key
+    (base / "config.json").write_text(json.dumps(cfg_json, indent=2, sort_keys=True) + "\n")
+
+
+def build_model(base: Path, cfg: LMTrainConfig, init: str | None) -> Any:
+    """The model to train: ``--init`` weights or a seeded random init, wrapped with LoRA when enabled."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from sparktts.checkpoint import quiet_transformers_loading
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        with quiet_transformers_loading():
+            if init is not None:
+                model = AutoModelForCausalLM.from_pretrained(str(_llm_dir(init)), dtype=torch.float32)
+            else:
+                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(base)), dtype=torch.float32)
+        if cfg.lora.enabled:
+            model = wrap_lora(model, cfg)
+    return model
+
+
+def wrap_lora(model: Any, cfg: LMTrainConfig) -> Any:
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    lc = cfg.lora
+    return get_peft_model(model, PeftLoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                                                target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
+
+
+def _lr_lambda(cfg: LMTrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        span = max(1, cfg.max_steps - cfg.warmup_steps)
+        t = min(1.0, (step - cfg.warmup_steps) / span)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return f
+
+
+class LMTrainer:
+    """The training loop over a fixed list of examples (see the module docstring for the guarantees).
+
+    Args:
+        cfg: the run config.
+        examples: training examples (:func:`sparktts.train.lm.data.build_examples`).
+        model: the causal LM (float32 master weights).
+        pad_id: padding id of the tokenizer.
+        accelerator: an ``accelerate.Accelerator`` (one is made from ``cfg.precision`` when None).
+    """
+
+    def __init__(self, cfg: LMTrainConfig, examples: list[TrainingExample], model: Any, pad_id: int,
+                 accelerator: Any = None, device: str | None = None):
+        from accelerate import Accelerator
+
+        if accelerator is None:
+            accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.precision, device),
+                                      cpu=device == "cpu")
+        self.acc = accelerator
+        self.cfg = cfg
+        world = self.acc.num_processes
+        if cfg.batch_size % (world * cfg.grad_accum):
+            raise ConfigError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum = "
+                              f"{world} x {cfg.grad_accum}; change batch_size or the number of processes")
+        if len(examples) < cfg.batch_size:
+            raise TrainingError(f"only {len(examples)} training examples, fewer than batch_size {cfg.batch_size}; "
+                                "prepare more clips or lower batch_size")
+        self.examples = examples
+        self.pad_id = pad_id
+        self.micro = cfg.batch_size // (world * cfg.grad_accum)
+        params = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=cfg.lr, betas=tuple(cfg.betas))
+        self.model, self.optimizer = self.acc.prepare(model, opt)
+        # Not prepared: accelerate would step a prepared scheduler once per process.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, _lr_lambda(cfg))
+        self.step = 0
+
+    # -- data order ---------------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.examples) // self.cfg.batch_size
+
+    def global_batch(self, step: int) -> list[TrainingExample]:
+        """The examples of optimiser step ``step`` (0-based), over all ranks and micro-steps."""
+        epoch, k = divmod(step, self.steps_per_epoch)
+        gen = torch.Generator().manual_seed(self.cfg.seed + epoch)
+        perm = torch.randperm(len(self.examples), generator=gen)[k * self.cfg.batch_size: (k + 1) * self.cfg.batch_size]
+        return [self.examples[i] for i in perm.tolist()]
+
+    def micro_batches(self, batch: list[TrainingExample]) -> list[list[TrainingExample]]:
+        """This rank's micro-batches of a global batch: micro-step m, rank r -> a contiguous slice."""
+        world, rank, n = self.acc.num_processes, self.acc.process_index, self.micro
+        out = []
+        for m in range(self.cfg.grad_accum):
+            start = (m * world + rank) * n
+            out.append(batch[start: start + n])
+        return out
+
+    # -- loss -----------------------------------------------------------------------------------------
+    def token_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row summed target-token cross-entropy (B,) and target-token counts (B,)."""
+        with self.acc.autocast():
+            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"][:, 1:]
+        ce = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        valid = labels != -100
+        return (ce * valid).sum(dim=1), valid.sum(dim=1)
+
+    def loss(self, examples: list[TrainingExample]) -> float:
+        """Mean target-token loss of ``examples`` on this process, without a gradient (for tests/eval)."""
+        batch = {k: v.to(self.acc.device) for k, v in collate(examples, self.pad_id).items()}
+        with torch.no_grad():
+            s, n = self.token_losses(batch)
+        return float(s.sum() / n.sum())
+
+    def train_step(self) -> dict[str, float]:
+        """One optimiser step on global batch ``self.step``; returns the logged metrics."""
+        batch = self.global_batch(self.step)
+        total_tokens = sum(e.num_target for e in batch)  # every rank knows the whole global batch
+        scale = self.acc.num_processes / total_tokens  # DDP averages gradients over ranks
+        self.model.train()
+        # sums[task] = (loss sum, tokens) of this rank; reduced over ranks for logging only.
+        sums = torch.zeros(4, dtype=torch.float64, device=self.acc.device)
+        micros = self.micro_batches(batch)
+        for m, examples in enumerate(micros):
+            b = {k: v.to(self.acc.device) for k, v in collate(examples, self.pad_id).items()}
+            sync = m == len(micros) - 1
+            # Gradients are all-reduced once per optimiser step, on the last micro-batch.
+            ctx = self.acc.no_sync(self.model) if not sync else contextlib.nullcontext()
+            with ctx:
+                s, n = self.token_losses(b)
+                self.acc.backward(s.sum() * scale)
+            for t in (0, 1):
+                sel = b["task"] == t
+                sums[2 * t] += s[sel].sum().double().detach()
+                sums[2 * t + 1] += n[sel].sum().double()
+        grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        sums = self.acc.reduce(sums, reduction="sum")
+        out = {"loss": float((sums[0] + sums[2]) / (sums[1] + sums[3])), "lr": lr,
+               "grad_norm": float(grad_norm), "target_tokens": float(total_tokens)}
+        for t, name in ((0, "loss_clone"), (1, "loss_create")):
+            if sums[2 * t + 1] > 0:
+                out[name] = float(sums[2 * t] / sums[2 * t + 1])
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def save(self, run_dir: Path) -> Path:
+        """Write ``checkpoints/step-NNNNNNNN`` (main process; temp folder renamed) and prune old ones."""
+        from safetensors.torch import save_model
+
+        folder = run_dir / CKPT_DIR / f"step-{self.step:08d}"
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            tmp = folder.with_name(f".{folder.name}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            # save_model handles the tied embedding / LM head that save_file refuses.
+            save_model(self.acc.unwrap_model(self.model), str(tmp / WEIGHTS))
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+                       tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps({"step": self.step, "config": to_dict(self.cfg)}, indent=2))
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+            ckpts = sorted(p for p in (run_dir / CKPT_DIR).glob("step-*") if p.is_dir())
+            for old in ckpts[: -self.cfg.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.acc.wait_for_everyone()
+        return folder
+
+    def load(self, folder: Path) -> None:
+        """Restore weights, optimiser, scheduler and step from a checkpoint of this run's config.
+
+        Raises:
+            ConfigError: the checkpoint was written with another config.
+            TrainingError: its weights do not fit the model (names or shapes).
+        """
+        from safetensors.torch import load_model
+
+        state = json.loads((folder / "state.json").read_text())
+        if state.get("config") != to_dict(self.cfg):
+            old, new = state.get("config") or {}, to_dict(self.cfg)
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise ConfigError(f"{folder}: checkpoint from another config (differs in {diff}); resume with the "
+                              "config it was trained with, or start a new --out")
+        try:
+            load_model(self.acc.unwrap_model(self.model), str(folder / WEIGHTS), strict=True,
+                       device=str(self.acc.device))
+        except RuntimeError as exc:
+            raise TrainingError(f"{folder}: checkpoint weights do not fit this model ({str(exc)[:400]}); it "
+                                "comes from another model config") from exc
+        opt = torch.load(folder / "optimizer.pt", map_location=self.acc.device, weights_only=True)
+        self.optimizer.load_state_dict(opt["optimizer"])
+        self.scheduler.load_state_dict(opt["scheduler"])
+        self.step = int(state["step"])
+
+
+def _mixed_precision(precision: str, device: str | None) -> str:
+    on_gpu = torch.cuda.is_available() and device != "cpu"
+    if precision == "auto":
+        return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
+    if precision in ("bf16", "fp16") and not on_gpu:
+        raise ConfigError(f"precision {precision!r} needs a GPU; use precision: fp32 (or auto) on CPU")
+    return {"fp32": "no"}.get(precision, precision)
+
+
+def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
+             init: str | os.PathLike | None = None, max_steps: int | None = None, resume: bool = False,
+             device: str | None = None, lora: bool | None = None) -> Path:
+    """Train (or, with ``init``, fine-tune) the LLM on a prepared data folder; returns the run directory.
+
+    Args:
+        config: an :class:`LMTrainConfig`, a YAML path or a preset name ("tiny", "small", "release").
+        data: folder written by :func:`sparktts.data.prepare.prepare`.
+        out: run directory (created; must not hold a run unless ``resume``).
+        init: a release directory (or its ``LLM/``) to fine-tune; None trains from the config's dimensions.
+        max_steps: stop after this many optimiser steps in total (default ``config.max_steps``); the
+            learning-rate schedule always spans ``config.max_steps``.
+        resume: continue the run in ``out`` from its latest checkpoint.
+        device: "cpu" forces CPU; None lets accelerate pick (the GPU of this rank when there is one).
+        lora: override ``config.lora.enabled``.
+
+    Raises:
+        ConfigError: bad or changed config, a checkpoint from another config.
+        TrainingError: unwritable ``out``, no data, a run already in ``out`` (without ``resume``).
+    """
+    from accelerate import Accelerator
+    from transformers import AutoTokenizer
+
+    cfg = config if isinstance(config, LMTrainConfig) else load_config(LMTrainConfig, config, "lm")
+    if lora is not None and lora != cfg.lora.enabled:
+        cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, enabled=lora))
+    data = Path(data).expanduser()
+    data_info = read_data_info(data)
+    acc = Accelerator(mixed_precision=_mixed_precision(cfg.precision, device), cpu=device == "cpu")
+    out = Path(out).expanduser()
+    if resume and (out / "run.json").is_file():
+        init = json.loads((out / "run.json").read_text()).get("init")
+    info = {"data": str(data.resolve()), "codec_dir": data_info.get("model_dir"),
+            "init": str(Path(init).expanduser().resolve()) if init and Path(init).expanduser().exists() else init,
+            "processes": acc.num_processes}
+    run_dir = prepare_run_dir(out, "lm", cfg, info, resume, acc.is_main_process)
+    acc.wait_for_everyone()
+    base = run_dir / BASE_DIR
+    if not resume and acc.is_main_process:
+        _write_base(base, cfg, info["init"])
+    acc.wait_for_everyone()
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    examples, stats = build_examples(read_tokenized(data), tokenizer, cfg.tasks, cfg.max_length,
+                                     data_info.get("num_globals"))
+    _report_examples(run_dir, stats, acc.is_main_process)
+    model = build_model(base, cfg, None if resume else info["init"])
+    trainer = LMTrainer(cfg, examples, model, tokenizer.pad_token_id, accelerator=acc, device=device)
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if resume and ckpt is None:
+        raise TrainingError(f"{run_dir}: --resume but no checkpoint yet; drop --resume and use a new --out")
+    if ckpt is not None:
+        trainer.load(ckpt)
+        log.info("resumed from %s", ckpt)
+    stop = cfg.max_steps if max_steps is None else min(max_steps, cfg.max_steps)
+    metrics = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=trainer.step if resume else None)
+    try:
+        while trainer.step < stop:
+            values = trainer.train_step()
+            if trainer.step % cfg.log_every == 0 or trainer.step == stop:
+                metrics.log(trainer.step, values)
+                log.info("step %d loss %.4f lr %.2e", trainer.step, values["loss"], values["lr"])
+            if trainer.step % cfg.save_every == 0 or trainer.step == stop:
+                trainer.save(run_dir)
+    finally:
+        metrics.close()
+    acc.wait_for_everyone()
+    return run_dir
+
+
+def _report_examples(run_dir: Path, stats: ExampleStats, is_main: bool) -> None:
+    if stats.skipped_too_long:
+        log.warning("skipped %d examples longer than max_length (longest: %d tokens)", stats.skipped_too_long,
+                    stats.max_length_seen)
+    if is_main:
+        (run_dir / "examples.json").write_text(json.dumps(dataclasses.asdict(stats), indent=2))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``sparktts train lm`` beyond ``--config --data --out --max-steps --resume --init``."""
+    p.add_argument("--lora", action="store_true", default=None, help="Train LoRA adapters (overrides the config)")
+    p.add_argument("--device", default=None, help="'cpu' forces CPU; default: the GPU of this process if any")
+
+
+def run(args: argparse.Namespace) -> str:
+    return str(train_lm(args.config, args.data, args.out, init=args.init, max_steps=args.max_steps,
+                        resume=args.resume, device=args.device, lora=args.lora))
