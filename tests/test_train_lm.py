@@ -1,0 +1,224 @@
+"""The LM trainer on tiny configs: sequences equal inference prompts, loss mask, one step, resume, 2-process
+gloo == 1 process, gradient accumulation, LoRA, export loads in SparkTTS, and bad-input errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("accelerate")
+
+from sparktts.errors import ConfigError  # noqa: E402
+from sparktts.train.config import load_config  # noqa: E402
+from sparktts.train.lm.config import LMTrainConfig  # noqa: E402
+from sparktts.train.lm.data import build_examples, collate  # noqa: E402
+from sparktts.train.lm.trainer import LMTrainer, build_model, latest_checkpoint, train_lm  # noqa: E402
+from sparktts.train.run import TrainingError  # noqa: E402
+from tests.test_prepare import write_clips  # noqa: E402
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def data_dir(tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sparktts.data.prepare import prepare
+
+    folder = tmp_path_factory.mktemp("lmdata")
+    manifest = write_clips(folder / "clips", 6, bad=False)
+    return prepare(manifest, tiny_release, folder / "data", batch_size=6, device="cpu", progress=False).out
+
+
+def tiny(**changes) -> LMTrainConfig:
+    cfg = load_config(LMTrainConfig, "tiny", "lm")
+    return dataclasses.replace(cfg, **{"save_every": 2, "max_steps": 10, **changes})
+
+
+def losses(run_dir: Path) -> list[float]:
+    return pd.read_csv(run_dir / "metrics.csv")["loss"].tolist()
+
+
+@pytest.fixture(scope="module")
+def reference_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 uninterrupted steps on one process."""
+    return train_lm(tiny(), data_dir, tmp_path_factory.mktemp("runs") / "ref", max_steps=STEPS, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(reference_run: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(reference_run / "base"))
+
+
+@pytest.fixture(scope="module")
+def examples(data_dir: Path, tokenizer):
+    from sparktts.data import read_tokenized
+
+    ex, stats = build_examples(read_tokenized(data_dir), tokenizer, ("clone", "create"), 512, 32)
+    assert stats.examples == {"clone": 6, "create": 6} and stats.skipped_too_long == 0
+    return ex
+
+
+def test_training_strings_equal_inference_prompts(tiny_tts, data_dir: Path, examples, tokenizer, monkeypatch) -> None:
+    from sparktts.data import read_tokenized
+    from sparktts.prompts import parse_generated
+    from sparktts.voices import Voice
+
+    sent: list[str] = []
+    original = tiny_tts.generator.generate
+
+    def spy(prompts, *args, **kwargs):
+        sent.extend(prompts)
+        return original(prompts, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_tts.generator, "generate", spy)
+    clip = read_tokenized(data_dir)[1]
+    row = clip.row
+    clone = next(e for e in examples if e.clip_id == row["id"] and e.task == "clone")
+    create = next(e for e in examples if e.clip_id == row["id"] and e.task == "create")
+    tiny_tts.clone(row["text"], voice=Voice(clip.global_ids), max_new_tokens=8, seed=0)
+    tiny_tts.create(row["text"], gender=row["gender"], pitch=row["pitch"], speed=row["speed"],
+                    max_new_tokens=48, seed=0)
+    assert sent == [clone.prompt, create.prompt]  # character for character
+
+    # Targets: what the released model writes, ending with the tokenizer's eos.
+    sem = "".join(f"<|bicodec_semantic_{i}|>" for i in clip.semantic_ids)
+    glob = "".join(f"<|bicodec_global_{i}|>" for i in clip.global_ids)
+    assert clone.target == f"<|start_semantic_token|>{sem}<|im_end|>"
+    assert create.target == (f"<|start_acoustic_token|><|pitch_value_{row['pitch_value']}|>"
+                             f"<|speed_value_{row['speed_value']}|><|end_acoustic_token|>"
+                             f"<|start_global_token|>{glob}<|end_global_token|><|start_semantic_token|>{sem}<|im_end|>")
+    parsed = parse_generated(create.target)
+    assert (parsed.pitch_value, parsed.speed_value) == (row["pitch_value"], row["speed_value"])
+    assert parsed.semantic_ids == clip.semantic_ids.tolist() and parsed.global_ids == clip.global_ids.tolist()
+    for e in (clone, create):
+        # Prompt ids as SpeechGenerator.encode_prompts makes them, and the joined string's ids.
+        sent_ids = tiny_tts.generator.encode_prompts([e.prompt])["input_ids"][0].tolist()
+        assert list(e.input_ids[: e.num_prompt]) == sent_ids
+        assert list(e.input_ids) == tokenizer(e.prompt + e.target, add_special_tokens=True)["input_ids"]
+
+
+def test_loss_mask_covers_exactly_the_target(examples, tokenizer) -> None:
+    batch = collate(examples[:5], tokenizer.pad_token_id)
+    for i, e in enumerate(examples[:5]):
+        n = len(e.input_ids)
+        labels, ids = batch["labels"][i], batch["input_ids"][i]
+        assert (labels[: e.num_prompt] == -100).all() and (labels[n:] == -100).all()
+        assert labels[e.num_prompt: n].tolist() == ids[e.num_prompt: n].tolist() == list(e.input_ids[e.num_prompt:])
+        assert batch["attention_mask"][i].sum() == n
+        assert tokenizer.decode(labels[labels != -100].tolist()) == e.target
+        assert tokenizer.decode(ids[: e.num_prompt].tolist()) == e.prompt
+
+
+def test_long_examples_are_skipped_and_counted(data_dir: Path, tokenizer, examples) -> None:
+    from sparktts.data import read_tokenized
+
+    limit = sorted(len(e.input_ids) for e in examples)[6]
+    kept, stats = build_examples(read_tokenized(data_dir), tokenizer, ("clone", "create"), limit, 32)
+    too_long = sum(len(e.input_ids) > limit for e in examples)
+    assert stats.skipped_too_long == too_long > 0 and len(kept) == len(examples) - too_long
+    assert all(len(e.input_ids) <= limit for e in kept)
+    assert {e.input_ids for e in kept} <= {e.input_ids for e in examples}  # whole examples, never cut
+
+
+def test_one_step_lowers_the_loss_on_a_fixed_batch(reference_run: Path, examples, tokenizer) -> None:
+    cfg = tiny()
+    trainer = LMTrainer(cfg, examples, build_model(reference_run / "base", cfg, None), tokenizer.pad_token_id,
+                        device="cpu")
+    fixed = trainer.global_batch(0)
+    before = trainer.loss(fixed)
+    metrics = trainer.train_step()
+    assert metrics["loss"] == pytest.approx(before, rel=1e-5)
+    assert trainer.loss(fixed) < before - 0.01
+
+
+def test_resume_gives_the_same_next_losses(reference_run: Path, data_dir: Path, tmp_path: Path) -> None:
+    run = train_lm(tiny(), data_dir, tmp_path / "run", max_steps=2, device="cpu")
+    assert latest_checkpoint(run).name == "step-00000002"
+    train_lm(tiny(), data_dir, run, max_steps=STEPS, resume=True, device="cpu")
+    df = pd.read_csv(run / "metrics.csv")
+    assert df["step"].tolist() == [1, 2, 3, 4]
+    np.testing.assert_allclose(df["loss"], losses(reference_run), rtol=1e-6)
+
+
+def test_gradient_accumulation_gives_the_same_losses(reference_run: Path, data_dir: Path, tmp_path: Path) -> None:
+    run = train_lm(tiny(grad_accum=2), data_dir, tmp_path / "acc", max_steps=STEPS, device="cpu")
+    np.testing.assert_allclose(losses(run), losses(reference_run), rtol=1e-5)
+
+
+_DDP_CHILD = """
+import dataclasses, sys
+from sparktts.train.config import load_config
+from sparktts.train.lm.config import LMTrainConfig
+from sparktts.train.lm.trainer import train_lm
+cfg = dataclasses.replace(load_config(LMTrainConfig, "tiny", "lm"), save_every=2, max_steps=10)
+train_lm(cfg, sys.argv[1], sys.argv[2], max_steps=int(sys.argv[3]), device="cpu")
+"""
+
+
+def test_two_gloo_processes_give_the_losses_of_one(reference_run: Path, data_dir: Path, tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    script = tmp_path / "child.py"
+    script.write_text(_DDP_CHILD)
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(data_dir),
+                           str(run), str(STEPS)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((run / "run.json").read_text())["processes"] == 2
+    np.testing.assert_allclose(losses(run), losses(reference_run), rtol=1e-5)
+
+
+def test_export_loads_in_sparktts_and_generates(reference_run: Path, tmp_path: Path) -> None:
+    from sparktts import SparkTTS
+    from sparktts.train.export import export_run
+
+    out = export_run(reference_run, tmp_path / "release")
+    assert {p.name for p in out.iterdir()} >= {"LLM", "BiCodec", "wav2vec2-large-xlsr-53", "config.yaml"}
+    tts = SparkTTS.from_pretrained(out, device="cpu")
+    syn = tts.create("hello there", gender="female", pitch="moderate", speed="moderate", max_new_tokens=48, seed=0)
+    assert syn.audio.size > 0
+    with pytest.raises(TrainingError, match="not empty"):
+        export_run(reference_run, out)
+
+
+def test_lora_run_exports_merged_weights(data_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    from safetensors import safe_open
+
+    from sparktts.train.export import export_run
+
+    run = train_lm(tiny(), data_dir, tmp_path / "lora", max_steps=1, device="cpu", lora=True)
+    assert np.isfinite(losses(run)).all()
+    out = export_run(run, tmp_path / "release")
+    with safe_open(str(out / "LLM" / "model.safetensors"), framework="pt") as f:
+        assert not any("lora" in k for k in f.keys())
+
+
+def test_config_errors(tmp_path: Path, reference_run: Path, examples, tokenizer, data_dir: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['learning_rate'\]"):
+        load_config(LMTrainConfig, bad, "lm")
+    # A checkpoint written under another config is refused, naming what differs.
+    other = tiny(lr=0.5)
+    trainer = LMTrainer(other, examples, build_model(reference_run / "base", other, None), tokenizer.pad_token_id,
+                        device="cpu")
+    with pytest.raises(ConfigError, match=r"checkpoint from another config \(differs in \['lr'\]\)"):
+        trainer.load(latest_checkpoint(reference_run))
+    with pytest.raises(ConfigError, match="differs"):
+        train_lm(other, data_dir, reference_run, resume=True, device="cpu")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(TrainingError, match="cannot write there"):
+        train_lm(tiny(), data_dir, blocker / "run", device="cpu")
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        train_lm(tiny(), data_dir, reference_run, device="cpu")
