@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..checkpoint import load_strict, read_state_dict, resolve_model_dir
@@ -58,6 +59,25 @@ def decoder_context(config: BiCodecConfig) -> int:
 OPTIONAL_KEYS = (".num_batches_tracked", "quantizer.cluster_size")
 # Buffers of torchaudio's MelSpectrogram: computed from mel_params, never loaded.
 COMPUTED_KEYS = ("mel_transformer.spectrogram.window", "mel_transformer.mel_scale.fb")
+
+
+@dataclass
+class CodecOutput:
+    """What :meth:`BiCodec.forward` returns: the reconstruction and the codec's own losses.
+
+    ``losses`` holds unweighted ``commitment`` and ``codebook`` terms, their configured mix ``vq``
+    (``commitment * commitment + codebook_loss_weight * codebook``, the weights of the quantizer
+    config) and ``feature``: the MSE between the postnet's prediction and the wav2vec2 features.
+    The adversarial and mel losses need the target audio and the discriminators; they live in
+    :mod:`sparktts.train.codec.losses`.
+    """
+
+    wav: Tensor  # (B, 1, T * hop) reconstructed waveform in [-1, 1]
+    losses: dict[str, Tensor]  # name -> () scalar
+    semantic_ids: Tensor  # (B, T) int64
+    global_ids: Tensor | None  # (B, G) int64, None while the speaker path is off
+    pred_feats: Tensor  # (B, D, T) postnet output (the feature reconstruction)
+    codes_used: Tensor  # () distinct semantic codes in the batch
 
 
 @dataclass
@@ -114,6 +134,40 @@ class BiCodec(nn.Module):
     @property
     def hop_length(self) -> int:
         return self.config.hop_length
+
+    # -- training ---------------------------------------------------------------------------------
+    def forward(self, feats: Tensor, ref_wav: Tensor, use_speaker: bool = True) -> CodecOutput:
+        """Reconstruct the audio behind ``feats`` and return the codec's losses (the training path).
+
+        ``feats``: ``(B, T, D)`` wav2vec2 features (mean of hidden states 11/14/16) of the segment;
+        ``ref_wav``: ``(B, L)`` float 16 kHz speaker-reference clip of the same utterances.
+        ``use_speaker=False`` conditions the decoder on a zero d-vector (the speaker path is off in the
+        first training steps, so the semantic path learns the content first).
+        Returns :class:`CodecOutput` with ``wav`` ``(B, 1, T * hop)``. In ``train()`` mode the factorized
+        VQ also updates its usage statistics and resets dead codes. The released inference calls
+        (``encode``/``decode``) do not use this method and are unaffected by it.
+        """
+        z = self.encoder(feats.transpose(1, 2))  # (B, C, T)
+        vq = self.quantizer(z)
+        if use_speaker:
+            mel = self.mel_transformer(ref_wav)  # (B, n_mels, M)
+            speaker = self.speaker_encoder.encode(mel.transpose(1, 2))
+            d_vector, global_ids = speaker.d_vector, speaker.global_ids.squeeze(1)
+        else:
+            d_vector = z.new_zeros(z.shape[0], self.config.speaker_encoder.out_dim)
+            global_ids = None
+        x = self.prenet(vq.z_q, d_vector)  # (B, C, T)
+        pred_feats = self.postnet(x)  # (B, D, T)
+        wav = self.decoder(x + d_vector.unsqueeze(-1))
+        losses = {
+            "commitment": vq.commitment_loss,
+            "codebook": vq.codebook_loss,
+            "vq": vq.loss,
+            # The target is fixed: with a jointly trained feature model, a gradient through it would
+            # let both sides shrink the features to zero.
+            "feature": F.mse_loss(pred_feats.float(), feats.transpose(1, 2).detach().float()),
+        }
+        return CodecOutput(wav, losses, vq.ids, global_ids, pred_feats, vq.codes_used)
 
     # -- encoding --------------------------------------------------------------------------------
     @torch.inference_mode()

@@ -33,8 +33,15 @@ class FSQ(nn.Module):
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         half_width = self._levels // 2
-        codes = self.bound(z.float()).round() / half_width
+        bounded = self.bound(z.float())
+        codes = bounded.round() / half_width
         ids = ((codes * half_width + half_width) * self._basis).sum(dim=-1).to(torch.int32)
+        if torch.is_grad_enabled() and z.requires_grad:
+            # Straight-through estimator: the forward value is the rounded code, the gradient is that
+            # of ``bound``. Only when a gradient is wanted, because ``b + (r - b)`` is not always
+            # bit-equal to ``r`` and inference must stay exact.
+            soft = bounded / half_width
+            codes = soft + (codes - soft).detach()
         return codes.to(z.dtype), ids.long()
 
     def ids_to_codes(self, ids: Tensor) -> Tensor:

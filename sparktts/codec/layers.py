@@ -1,9 +1,12 @@
 """Small building blocks shared by the BiCodec modules.
 
 Weight norm: the released checkpoint stores some convolutions as ``weight_g`` / ``weight_v`` pairs
-(legacy ``torch.nn.utils.weight_norm``, dim 0). Here those layers are plain convolutions; the pairs
-are folded into ``weight = g * v / ||v||`` when the checkpoint is loaded, so inference pays nothing.
-The ``WN*`` subclasses only mark which layers are stored that way on disk.
+(legacy ``torch.nn.utils.weight_norm``, dim 0). For inference those layers are plain convolutions;
+the pairs are folded into ``weight = g * v / ||v||`` when the checkpoint is loaded, so inference pays
+nothing. The ``WN*`` subclasses mark which layers are stored that way on disk. For training,
+:func:`add_weight_norm` turns the marked layers into a real parametrisation (``g`` and ``v`` are the
+trained parameters, as in the original recipe); :func:`weight_norm_state_dict` writes them back under
+the released names, and loading folds them again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,46 @@ class WNConvTranspose1d(nn.ConvTranspose1d):
 
 
 WEIGHT_NORM_TYPES = (WNConv1d, WNConvTranspose1d)
+
+# Key suffixes of torch's weight-norm parametrisation and the released names they stand for.
+_PARAM_KEYS = {".parametrizations.weight.original0": ".weight_g", ".parametrizations.weight.original1": ".weight_v"}
+
+
+def add_weight_norm(model: nn.Module) -> nn.Module:
+    """Parametrise every ``WN*`` layer of ``model`` as ``g * v / ||v||`` (dim 0), in place.
+
+    Starts from ``g = ||weight||``, ``v = weight``, so the function computed does not change. Layers
+    already parametrised are left alone.
+    """
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import weight_norm
+
+    for module in model.modules():
+        if isinstance(module, WEIGHT_NORM_TYPES) and not parametrize.is_parametrized(module, "weight"):
+            weight_norm(module, name="weight", dim=0)
+    return model
+
+
+def remove_weight_norm(model: nn.Module) -> nn.Module:
+    """Fold every weight-norm parametrisation back into a plain ``weight`` (the inference form), in place."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if isinstance(module, WEIGHT_NORM_TYPES) and parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    return model
+
+
+def weight_norm_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """State dict of a parametrised model under the released names (``X.weight_g`` / ``X.weight_v``)."""
+    out: dict[str, Tensor] = {}
+    for key, value in model.state_dict().items():
+        for suffix, released in _PARAM_KEYS.items():
+            if key.endswith(suffix):
+                key = key[: -len(suffix)] + released
+                break
+        out[key] = value.detach().contiguous()
+    return out
 
 
 def fold_weight_norm(g: Tensor, v: Tensor) -> Tensor:
