@@ -1,0 +1,377 @@
+"""``sparktts train codec``: the BiCodec trainer, following the released recipe.
+
+Losses (weights from the config's ``loss`` section; released values in brackets): multi-resolution
+mel L1 [15], wav2vec2-feature MSE through the postnet [1], factorized-VQ commitment + codebook loss
+[1; their inner weights ``commitment``/``codebook_loss_weight`` come from the model's quantizer
+section], LSGAN adversarial loss over a multi-period and a multi-band multi-resolution STFT
+discriminator [1], and discriminator feature matching [2]. AdamW (betas 0.8, 0.9), linear warm-up
+then cosine decay, gradient clipping at 1.0. Before ``speaker_start_step`` the decoder is conditioned
+on a zero d-vector (the global path is off), so the semantic path learns the content first.
+
+Scale-out uses accelerate as it is: the same code runs on one CPU, under ``accelerate launch`` or
+``torchrun`` (DDP over NCCL or gloo, several GPUs or nodes), with gradient accumulation, mixed
+precision (bf16 on GPU), and ``save_state``/``load_state`` checkpoints that restore models,
+optimisers, schedules and RNG. Batches come from :mod:`.data`, which draws every sample from its
+global index, so a resumed run continues with exactly the batches and losses of an uninterrupted one.
+
+**BatchNorm under DDP**: the ECAPA speaker encoder's BatchNorm layers normalise each process's own
+batch (``sync_batchnorm: false``, the default, as per-GPU training of the release does). DDP
+broadcasts rank 0's running statistics to the other ranks at every forward, so all ranks, and the
+exported model, hold rank 0's statistics. ``sync_batchnorm: true`` converts them to
+``torch.nn.SyncBatchNorm`` (statistics over the global batch; CUDA only, in PyTorch).
+
+The factorized VQ's dead-code reset is synchronised: usage counts are all-reduced and replacement
+vectors are broadcast from rank 0, so the codebook stays identical on every rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...checkpoint import read_state_dict
+from ...codec.bicodec import BiCodec, CodecOutput
+from ...codec.layers import add_weight_norm
+from ...errors import CheckpointError
+from ..config import to_dict
+from ..run import MetricsLogger, TrainingError, prepare_run_dir
+from .config import CodecTrainConfig, load_codec_config
+from .discriminators import Discriminator
+from .features import FeatureStage
+from .losses import MultiResolutionMelLoss, adversarial_loss, discriminator_loss, feature_matching_loss
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+
+
+class CodecTrainModel(nn.Module):
+    """The generator side: BiCodec, plus the wav2vec2 feature stage when it is trained jointly.
+
+    ``forward(wav (B, N), ref_wav (B, L), use_speaker, feats (B, T, D) or None)`` -> :class:`CodecOutput`
+    with ``wav`` ``(B, 1, N)`` (N a multiple of the hop). ``feats`` comes from a frozen stage outside;
+    without it the joint stage computes it.
+    """
+
+    def __init__(self, codec: BiCodec, features: FeatureStage | None = None):
+        super().__init__()
+        self.codec = codec
+        self.features = features
+
+    def forward(self, wav: Tensor, ref_wav: Tensor, use_speaker: bool = True, feats: Tensor | None = None
+                ) -> CodecOutput:
+        if feats is None:
+            feats = self.features(self.features.aligned_input(wav))
+        return self.codec(feats, ref_wav, use_speaker=use_speaker)
+
+
+def build_codec(cfg: CodecTrainConfig, init: str | os.PathLike | None = None) -> BiCodec:
+    """A trainable BiCodec: random weights (seeded) or a release's ``BiCodec/``, weight norm parametrised."""
+    codec = BiCodec(cfg.bicodec())
+    if init is not None:
+        root = Path(init).expanduser()
+        weights = root / "BiCodec" / "model.safetensors" if (root / "BiCodec").is_dir() else root / "model.safetensors"
+        try:
+            codec.load_released_state_dict(read_state_dict(weights), source=str(weights))
+        except CheckpointError as exc:
+            raise CheckpointError(f"--init {root}: {exc} Set the config's model: to {root} (its BiCodec "
+                                  f"config) to fine-tune it.") from exc
+    return add_weight_norm(codec).train()
+
+
+def lr_factor(cfg: CodecTrainConfig) -> Callable[[int], float]:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    warm, total, floor = cfg.optim.warmup_steps, cfg.max_steps, cfg.optim.min_lr_ratio
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def make_accelerator(cfg: CodecTrainConfig, device: str | None = None):
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # The x-vector head of ECAPA is never used by the codec, and the speaker path is off in the first
+    # steps: DDP must be told that some parameters get no gradient.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(cpu=device == "cpu", mixed_precision=cfg.mixed_precision,
+                       gradient_accumulation_steps=cfg.grad_accum_steps, kwargs_handlers=[ddp])
+
+
+class CodecTrainer:
+    """Models, optimisers and schedules of one codec run, prepared on an ``accelerate.Accelerator``.
+
+    ``train_step(batches, step)`` runs one optimiser step over ``grad_accum_steps`` micro-batches
+    (each ``{"wav": (B, N), "ref_wav": (B, L)}``) and returns the step's metrics (averaged over
+    processes); ``generator_losses(batch, step)`` evaluates the losses without training.
+    """
+
+    def __init__(self, cfg: CodecTrainConfig, accelerator: Any, init: str | os.PathLike | None = None):
+        self.cfg = cfg
+        self.acc = accelerator
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        codec = build_codec(cfg, init)
+        stage = FeatureStage.build(cfg.wav2vec2)
+        gen = CodecTrainModel(codec, stage if cfg.wav2vec2.trainable else None)
+        self.frozen = None if cfg.wav2vec2.trainable else stage.to(accelerator.device).eval()
+        disc = Discriminator(cfg.discriminator)
+        if cfg.sync_batchnorm and accelerator.num_processes > 1:
+            gen = nn.SyncBatchNorm.convert_sync_batchnorm(gen)
+        o = cfg.optim
+        opt_g = torch.optim.AdamW(gen.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        opt_d = torch.optim.AdamW(disc.parameters(), lr=o.disc_lr or o.lr, betas=tuple(o.betas),
+                                  weight_decay=o.weight_decay)
+        # Schedules are stepped here once per optimiser step (not prepared: accelerate would step them
+        # once per process), and registered so that save_state/load_state keep them.
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lr_factor(cfg))
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lr_factor(cfg))
+        self.gen, self.disc, self.opt_g, self.opt_d = accelerator.prepare(gen, disc, opt_g, opt_d)
+        accelerator.register_for_checkpointing(self.sched_g, self.sched_d)
+        self.mel_loss = MultiResolutionMelLoss(16000, cfg.loss.mel_windows, cfg.loss.mel_bins).to(accelerator.device)
+
+    # -- the pieces of a step ---------------------------------------------------------------------
+    @property
+    def codec(self) -> BiCodec:
+        return self.acc.unwrap_model(self.gen).codec
+
+    def _inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor | None]:
+        wav = batch["wav"].to(self.acc.device)
+        ref = batch["ref_wav"].to(self.acc.device)
+        feats = None
+        if self.frozen is not None:
+            with torch.no_grad():
+                feats = self.frozen(self.frozen.aligned_input(wav))
+        return wav, ref, feats
+
+    def _generate(self, batch: dict[str, Tensor], step: int) -> tuple[CodecOutput, Tensor]:
+        wav, ref, feats = self._inputs(batch)
+        out = self.gen(wav, ref, use_speaker=step >= self.cfg.speaker_start_step, feats=feats)
+        return out, wav.unsqueeze(1)[..., : out.wav.shape[-1]]
+
+    def _generator_terms(self, out: CodecOutput, target: Tensor, adversarial: bool) -> dict[str, Tensor]:
+        w = self.cfg.loss
+        terms = {"mel": self.mel_loss(out.wav, target), "feature": out.losses["feature"], "vq": out.losses["vq"]}
+        total = w.mel * terms["mel"] + w.feature * terms["feature"] + w.vq * terms["vq"]
+        if adversarial:
+            # The discriminator's own module, gradients off: the generator step must not leave
+            # gradients in the discriminator (they would add to its next update).
+            disc = self.acc.unwrap_model(self.disc)
+            disc.requires_grad_(False)
+            try:
+                with self.acc.autocast():
+                    fake = disc(out.wav)
+                    with torch.no_grad():
+                        real = disc(target)
+                terms["adversarial"] = adversarial_loss(fake)
+                terms["feature_matching"] = feature_matching_loss(real, fake)
+            finally:
+                disc.requires_grad_(True)
+            total = total + w.adversarial * terms["adversarial"] + w.feature_matching * terms["feature_matching"]
+        terms["generator"] = total
+        terms["commitment"], terms["codebook"] = out.losses["commitment"], out.losses["codebook"]
+        terms["codes_used"] = out.codes_used.float()
+        return terms
+
+    @torch.no_grad()
+    def generator_losses(self, batch: dict[str, Tensor], step: int = 0, adversarial: bool = False
+                         ) -> dict[str, float]:
+        """The generator's losses on ``batch`` without updating anything but BatchNorm statistics."""
+        out, target = self._generate(batch, step)
+        return {k: float(v) for k, v in self._generator_terms(out, target, adversarial).items()}
+
+    def train_step(self, batches: Iterable[dict[str, Tensor]], step: int) -> dict[str, float]:
+        """One optimiser step (``step`` counts from 0) over ``grad_accum_steps`` micro-batches."""
+        acc, cfg = self.acc, self.cfg
+        # Seeded per step and rank (dead-code replacement draws), so resuming reproduces the run.
+        torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + acc.process_index)
+        adversarial = step >= cfg.discriminator.start_step
+        sums: dict[str, Tensor] = {}
+        norms: dict[str, Tensor] = {}
+        n = 0
+        for batch in batches:
+            with acc.accumulate(self.gen, self.disc):
+                out, target = self._generate(batch, step)
+                terms: dict[str, Tensor] = {}
+                if adversarial:
+                    # Real and generated audio in one forward: DDP allows one forward per backward.
+                    both = self.disc(torch.cat([target, out.wav.detach()]))
+                    real = [[f[: len(target)] for f in maps] for maps in both]
+                    fake = [[f[len(target):] for f in maps] for maps in both]
+                    terms["discriminator"] = discriminator_loss(real, fake)
+                    acc.backward(terms["discriminator"])
+                    if acc.sync_gradients:
+                        norms["grad_norm_d"] = acc.clip_grad_norm_(self.disc.parameters(), cfg.optim.grad_clip)
+                    self.opt_d.step()
+                    self.opt_d.zero_grad()
+                terms.update(self._generator_terms(out, target, adversarial))
+                acc.backward(terms["generator"])
+                if acc.sync_gradients:
+                    norms["grad_norm_g"] = acc.clip_grad_norm_(self.gen.parameters(), cfg.optim.grad_clip)
+                self.opt_g.step()
+                self.opt_g.zero_grad()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            n += 1
+        if n != cfg.grad_accum_steps:
+            raise TrainingError(f"train_step got {n} micro-batches; grad_accum_steps is {cfg.grad_accum_steps}.")
+        self.sched_g.step()
+        self.sched_d.step()
+        means = {k: v / n for k, v in sums.items()}
+        means.update({k: torch.as_tensor(v, device=acc.device).float() for k, v in norms.items()})
+        names = sorted(means)
+        values = acc.reduce(torch.stack([means[k] for k in names]), reduction="mean")
+        metrics = dict(zip(names, values.tolist()))
+        metrics["lr"] = self.sched_g.get_last_lr()[0]
+        return metrics
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def save(self, run_dir: Path, step: int) -> Path:
+        """``save_state`` into ``checkpoints/step_N`` (written as ``.tmp`` and renamed when complete)."""
+        acc = self.acc
+        final = run_dir / CHECKPOINTS / f"step_{step:08d}"
+        tmp = final.with_name(final.name + ".tmp")
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp), safe_serialization=True)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {"step": step, "model": to_dict(self.cfg)["model"], "wav2vec2": to_dict(self.cfg.wav2vec2)}
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            for old in list_checkpoints(run_dir)[: -self.cfg.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+        return final
+
+    def load(self, checkpoint: Path) -> int:
+        """Restore everything from ``checkpoint``; returns the number of steps it had completed."""
+        state = read_checkpoint_state(checkpoint)
+        mine = to_dict(self.cfg)
+        if state.get("model") != mine["model"] or state.get("wav2vec2") != mine["wav2vec2"]:
+            raise TrainingError(f"{checkpoint}: written by a run with another model or wav2vec2 config; it "
+                                f"does not fit this run's config. Resume with that run's --config or start "
+                                f"a new --out.")
+        try:
+            self.acc.load_state(str(checkpoint))
+        except (RuntimeError, ValueError, KeyError, FileNotFoundError) as exc:
+            raise TrainingError(f"{checkpoint}: cannot restore the training state ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0]}). The checkpoint is damaged or from another "
+                                f"config; start a new --out.") from exc
+        return int(state["step"])
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    folder = Path(run_dir) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".tmp")
+                  and (p / STATE_FILE).is_file())
+
+
+def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    path = Path(checkpoint) / STATE_FILE
+    if not path.is_file():
+        raise TrainingError(f"{checkpoint}: not a codec checkpoint (no {STATE_FILE}).")
+    return json.loads(path.read_text())
+
+
+def _loader(cfg: CodecTrainConfig, data: str | os.PathLike, run_dir: Path, start_step: int, acc: Any):
+    from torch.utils.data import DataLoader
+
+    from .data import SKIPPED_FILE, SegmentDataset, SkipLog, StepSampler, read_clips
+
+    skipped = SkipLog(run_dir / SKIPPED_FILE if acc.is_main_process else None)
+    clips = read_clips(data, skipped)
+    dataset = SegmentDataset(clips, cfg.data, cfg.seed, cfg.bicodec().hop_length, skipped)
+    sampler = StepSampler(start_step, cfg.data.batch_size, cfg.grad_accum_steps, acc.num_processes,
+                          acc.process_index)
+    return DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler,
+                      num_workers=cfg.data.num_workers, drop_last=True)
+
+
+def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
+                max_steps: int | None = None, resume: bool = False, init: str | os.PathLike | None = None,
+                device: str | None = None) -> Path:
+    """Train (or with ``resume`` continue) BiCodec; returns the run directory.
+
+    ``config``: YAML path, preset name (``tiny``, ``small``, ``release``) or :class:`CodecTrainConfig`.
+    ``data``: manifest JSONL or a ``sparktts prepare`` folder. ``max_steps``: stop once this many
+    optimiser steps are done (default: the config's; the schedule always uses the config's).
+    ``init``: a release (or its ``BiCodec/``) to start from instead of random weights.
+    ``device``: ``"cpu"`` forces the CPU; default: what accelerate picks (GPU when there is one).
+    """
+    cfg = load_codec_config(config)
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file otherwise
+    acc = make_accelerator(cfg, device)
+    info = {"data": str(Path(data).expanduser().resolve()), "init": str(init) if init else None,
+            "num_processes": acc.num_processes}
+    # Other ranks only check (they must not see the folder the main rank is creating as a finished run).
+    if not acc.is_main_process:
+        prepare_run_dir(out, "codec", cfg, info, resume, is_main=False)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        run_dir = prepare_run_dir(out, "codec", cfg, info, resume, is_main=True)
+    acc.wait_for_everyone()
+    run_dir = Path(out).expanduser()
+
+    trainer = CodecTrainer(cfg, acc, init=None if resume else init)
+    step = 0
+    if resume:
+        checkpoints = list_checkpoints(run_dir)
+        if checkpoints:
+            step = trainer.load(checkpoints[-1])
+    stop = cfg.max_steps if max_steps is None else max_steps
+    logger = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=step if resume else None)
+    batches = iter(_loader(cfg, data, run_dir, step, acc))
+    saved = step
+    try:
+        while step < stop:
+            metrics = trainer.train_step([next(batches) for _ in range(cfg.grad_accum_steps)], step)
+            step += 1
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise TrainingError(f"step {step}: non-finite loss {metrics}; lower optim.lr or check the data.")
+            if step % cfg.log_every == 0 or step == stop:
+                logger.log(step, metrics)
+                if acc.is_main_process:
+                    log.info("step %d: generator %.4g, mel %.4g, discriminator %.4g, codes used %d", step,
+                             metrics["generator"], metrics["mel"], metrics.get("discriminator", float("nan")),
+                             metrics["codes_used"])
+            if step % cfg.checkpoint_every == 0 or step == stop:
+                trainer.save(run_dir, step)
+                saved = step
+    finally:
+        logger.close()
+    if saved != step:
+        trainer.save(run_dir, step)
+    return run_dir
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--init", default=None, help="Start from this release's BiCodec/ instead of random weights")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="Force a device (default: GPU when available; under accelerate/torchrun, its choice)")
+
+
+def run(args: argparse.Namespace) -> str:
+    return str(train_codec(args.config, args.data, args.out, max_steps=args.max_steps, resume=args.resume,
+                           init=getattr(args, "init", None), device=getattr(args, "device", None)))
