@@ -24,12 +24,14 @@ import base64
 import hashlib
 import html
 import io
+import math
 import os
 import threading
 import time
+import unicodedata
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from sparktts.audio import save_audio
 from sparktts.checkpoint import DEFAULT_REPO_ID, resolve_model_dir
 from sparktts.codec.tokenizer import W2V_DIR, BiCodecTokenizer, resolve_device
 from sparktts.codec.tokens import BiCodecTokens
-from sparktts.errors import ConfigError, GenerationError, PromptError
+from sparktts.errors import ConfigError, GenerationError, PromptError, SparkTTSWarning
 from sparktts.generation import GeneratedTokens, Kind, Mode, SamplingConfig, SpeechGenerator, new_seed
 from sparktts.llm.model import load_llm
 from sparktts.prompts import Gender, Level, build_clone_prompt, build_create_prompt
@@ -106,6 +108,8 @@ class Synthesis:
         segments: the per-chunk results of a long text (empty for a single chunk).
         finish_reason: "stop" (the model ended the utterance) or "length" (``max_new_tokens`` hit).
         voice_name: name of the voice used, when known.
+        error: for an item of a list call that produced no speech, why (its audio and tokens are then empty
+            and the other items are unaffected); None for every result with audio.
     """
 
     audio: np.ndarray
@@ -124,6 +128,7 @@ class Synthesis:
     finish_reason: str = "stop"
     voice_name: str | None = None
     voice_metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+    error: str | None = None
 
     @property
     def duration(self) -> float:
@@ -141,7 +146,14 @@ class Synthesis:
         return BiCodecTokens.from_lists([self.global_tokens.tolist()], [self.semantic_tokens.tolist()])
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the audio as a 16-bit WAV file (folders are created). Returns the path."""
+        """Write the audio as a 16-bit WAV file (folders are created; atomic, so an interrupted save leaves
+        no truncated file). Returns the path.
+
+        Raises:
+            GenerationError: this result has no audio (``error`` says why).
+        """
+        if self.error is not None:
+            raise GenerationError(f"nothing to save for {self.text[:60]!r}: {self.error}")
         return save_audio(path, self.audio, self.sample_rate)
 
     def voice(self, name: str | None = None, *, with_prompt: bool = False) -> Voice:
@@ -241,12 +253,56 @@ def _as_list(value: Any, n: int, name: str) -> list[Any]:
     return [value] * n
 
 
-def _check_text(text: Any) -> str:
+def _texts(text: Any) -> tuple[list[Any], bool]:
+    """``(texts, single)``: a str is one text; a list, tuple or other iterable of texts is a batch."""
+    if isinstance(text, str):
+        return [text], True
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        raise PromptError(f"text must be a str, got {type(text).__name__}; decode it first, e.g. text.decode('utf-8')")
+    if text is None or isinstance(text, dict) or not isinstance(text, Iterable):
+        raise PromptError(f"text must be a str or a list of str, got {type(text).__name__}")
+    texts = list(text)
+    if not texts:
+        raise PromptError("text is an empty list; give at least one text")
+    return texts, False
+
+
+def _check_text(text: Any, item: int | None = None, n: int = 1) -> str:
+    """The text, checked; ``item`` (0-based) names the failing entry of a list of ``n`` texts."""
+    where = f"text item {item + 1} of {n}" if item is not None and n > 1 else "text"
     if not isinstance(text, str):
-        raise PromptError(f"text must be a str (or a list of str), got {type(text).__name__}")
+        hint = "; decode bytes first, e.g. text.decode('utf-8')" if isinstance(text, (bytes, bytearray)) else ""
+        raise PromptError(f"{where} must be a str (or a list of str), got {type(text).__name__}{hint}")
     if not text.strip():
-        raise PromptError(f"text is empty or whitespace only ({text!r}); give the words to speak")
+        raise PromptError(f"{where} is empty or whitespace only ({text!r}); give the words to speak")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PromptError(
+            f"{where} contains {text[exc.start:exc.end]!r} at position {exc.start}, which is not a character (a lone "
+            "surrogate, e.g. from decoding with errors='surrogateescape'); decode the text properly first"
+        ) from None
+    if not any(unicodedata.category(c)[0] in "LN" for c in text):
+        # Punctuation / emoji only: the model has no words to read and says something arbitrary.
+        warnings.warn(f"{where} {text[:40]!r} has no letters or digits, so there is nothing to read out; the audio "
+                      "will be arbitrary. Write the words to speak (e.g. spell out symbols).", SparkTTSWarning,
+                      stacklevel=4)
     return text
+
+
+def _check_number(value: Any, name: str, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value < math.inf:
+        raise ConfigError(f"{name} must be a finite number >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _check_int(value: Any, name: str, *, minimum: int, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        none = " or None" if allow_none else ""
+        raise ConfigError(f"{name} must be an int >= {minimum}{none}, got {value!r}")
+    return value
 
 
 class SparkTTS:
@@ -296,6 +352,7 @@ class SparkTTS:
             self.generator.vllm = VLLMGenerator(self.model_dir / "LLM", self.generator)
         self.generator.engine = engine
         self._voice_cache: OrderedDict[tuple[Any, ...], Voice] = OrderedDict()
+        self._voice_cache_lock = threading.Lock()  # calls from several threads share the cache
         release_memory()  # loading's transient copies (fp32 -> int8, dtype casts) leave free heap pages
 
     @classmethod
@@ -314,16 +371,19 @@ class SparkTTS:
         wav2vec2 pass); without, only the 32 global tokens are computed.
         """
         key = self._voice_key(audio, transcript, sample_rate)
-        if key is not None and key in self._voice_cache:
-            self._voice_cache.move_to_end(key)
-            voice = self._voice_cache[key]
-            return voice if name is None else Voice(voice.global_ids, voice.prompt_semantic_ids, voice.prompt_text,
-                                                    name, voice.metadata)
+        with self._voice_cache_lock:
+            cached = self._voice_cache.get(key) if key is not None else None
+            if cached is not None:
+                self._voice_cache.move_to_end(key)
+        if cached is not None:
+            return cached if name is None else Voice(cached.global_ids, cached.prompt_semantic_ids,
+                                                     cached.prompt_text, name, cached.metadata)
         voice = Voice.from_audio(self.audio_tokenizer, audio, transcript, sample_rate=sample_rate, name=name)
         if key is not None:
-            self._voice_cache[key] = voice
-            while len(self._voice_cache) > _VOICE_CACHE_SIZE:
-                self._voice_cache.popitem(last=False)
+            with self._voice_cache_lock:
+                self._voice_cache[key] = voice
+                while len(self._voice_cache) > _VOICE_CACHE_SIZE:
+                    self._voice_cache.popitem(last=False)
         return voice
 
     @staticmethod
@@ -370,6 +430,9 @@ class SparkTTS:
     # -- sampling -------------------------------------------------------------------------------------
     @staticmethod
     def _sampling(sampling: SamplingConfig | None, seed: int | None, **overrides: Any) -> SamplingConfig:
+        if sampling is not None and not isinstance(sampling, SamplingConfig):
+            raise ConfigError(f"sampling must be a SamplingConfig, got {type(sampling).__name__}; or pass "
+                              "temperature=..., top_k=..., top_p=... directly")
         base = sampling or SamplingConfig()
         cfg = base.replace(**overrides)
         if seed is not None:
@@ -379,8 +442,12 @@ class SparkTTS:
             cfg = cfg.replace(seed=new_seed())
         return cfg
 
-    def _chunks(self, text: str, split: bool | None, max_chars: int) -> list[str]:
-        text = _check_text(text)
+    def _chunks(self, text: str, split: bool | None, max_chars: int, item: int | None = None, n: int = 1
+                ) -> list[str]:
+        text = _check_text(text, item, n)
+        if split not in (None, True, False):
+            raise ConfigError(f"split must be None, True or False, got {split!r}")
+        _check_int(max_chars, "max_chars", minimum=1)
         if split is False or (split is None and len(text) <= max_chars):
             return [text]
         chunks = chunk_text(text, max_chars)
@@ -442,22 +509,24 @@ class SparkTTS:
             if prompt_audio is not None:
                 raise PromptError("prompt is an alias of prompt_audio; give only one of them")
             prompt_audio = prompt
-        texts, single = ([text], True) if isinstance(text, str) else (list(text), False)
-        if not texts:
-            raise PromptError("text is an empty list; give at least one text")
+        texts, single = _texts(text)
         n = len(texts)
+        _check_number(crossfade_s, "crossfade_s")
         audios = _as_list(prompt_audio, n, "prompt_audio")
         transcripts = _as_list(prompt_text, n, "prompt_text")
         voices_in = _as_list(voice, n, "voice")
         cfg = self._sampling(sampling, seed, temperature=temperature, top_k=top_k, top_p=top_p,
                              do_sample=do_sample, max_new_tokens=max_new_tokens)
         t0 = time.perf_counter()
+        chunked = []
+        for i, t in enumerate(texts):  # every text is checked before any audio is tokenized
+            chunked.append(self._chunks(t, split, max_chars, i, n))
         jobs = []
-        for t, a, pt, v in zip(texts, audios, transcripts, voices_in):
-            chunks = self._chunks(t, split, max_chars)
+        for t, chunks, a, pt, v in zip(texts, chunked, audios, transcripts, voices_in):
             jobs.append(_Job(t, chunks, "clone", voice=self._resolve_voice(a, pt, v, sample_rate)))
         prompt_s = time.perf_counter() - t0
-        results = self._run(jobs, cfg, constrained, legacy_join, crossfade_s, batch_size, progress, prompt_s, t0)
+        results = self._run(jobs, cfg, constrained, legacy_join, crossfade_s, batch_size, progress, prompt_s, t0,
+                            single)
         return results[0] if single else results
 
     def create(
@@ -498,21 +567,20 @@ class SparkTTS:
             PromptError: empty text, a missing or unknown label (the message lists the valid ones).
             GenerationError: no speech tokens (e.g. ``max_new_tokens`` too small for the ~40-token preamble).
         """
-        texts, single = ([text], True) if isinstance(text, str) else (list(text), False)
-        if not texts:
-            raise PromptError("text is an empty list; give at least one text")
+        texts, single = _texts(text)
         n = len(texts)
+        _check_number(crossfade_s, "crossfade_s")
         genders, pitches, speeds = (_as_list(gender, n, "gender"), _as_list(pitch, n, "pitch"),
                                     _as_list(speed, n, "speed"))
         cfg = self._sampling(sampling, seed, temperature=temperature, top_k=top_k, top_p=top_p,
                              do_sample=do_sample, max_new_tokens=max_new_tokens)
         t0 = time.perf_counter()
         jobs = []
-        for t, g, p, s in zip(texts, genders, pitches, speeds):
+        for i, (t, g, p, s) in enumerate(zip(texts, genders, pitches, speeds)):
             _check_labels(g, p, s)
             build_create_prompt("x", g, p, s)  # validates the labels (PromptError lists the valid ones)
-            jobs.append(_Job(t, self._chunks(t, split, max_chars), "create", attrs=(g, p, s)))
-        results = self._run(jobs, cfg, constrained, False, crossfade_s, batch_size, progress, 0.0, t0)
+            jobs.append(_Job(t, self._chunks(t, split, max_chars, i, n), "create", attrs=(g, p, s)))
+        results = self._run(jobs, cfg, constrained, False, crossfade_s, batch_size, progress, 0.0, t0, single)
         return results[0] if single else results
 
     def clone_batch(self, texts: Sequence[str], voices: Any, **kwargs: Any) -> list[Synthesis]:
@@ -554,7 +622,9 @@ class SparkTTS:
         between ``prompt_text`` and ``text`` (``legacy_join=True`` for none), long texts split into chunks,
         clear errors instead of asserts, and an optional ``seed``.
         """
-        common = dict(seed=seed, temperature=temperature, top_k=int(top_k), top_p=top_p,
+        if isinstance(top_k, float) and top_k.is_integer():
+            top_k = int(top_k)  # the original's callers pass floats from UI sliders
+        common = dict(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
                       max_new_tokens=max_new_tokens, constrained=constrained, progress=False)
         if gender is not None:
             if prompt_speech_path is not None:
@@ -570,10 +640,34 @@ class SparkTTS:
         return out.audio  # type: ignore[union-attr]
 
     def tokens_to_audio(self, global_ids: Any, semantic_ids: Any) -> np.ndarray:
-        """Decode one voice's tokens (``(G,)``, ``(N,)`` or with leading singleton dims) to ``(N * 320,)``."""
-        g = np.asarray(global_ids, dtype=np.int64).reshape(1, -1)
-        s = np.asarray(semantic_ids, dtype=np.int64).reshape(1, -1)
-        return self.audio_tokenizer.decode(BiCodecTokens.from_lists(g.tolist(), s.tolist()))[0]
+        """Decode one voice's tokens (``(G,)``, ``(N,)`` or with leading singleton dims) to ``(N * 320,)``.
+
+        Raises:
+            PromptError: ids that are not integers, out of the codec's ranges, the wrong number of global ids,
+                or no semantic ids.
+        """
+        g = self._token_ids(global_ids, "global_ids", self.codec.speaker_encoder.quantizer.codebook_size)
+        s = self._token_ids(semantic_ids, "semantic_ids", self.codec.quantizer.codebook_size)
+        if len(g) != self.num_globals:
+            raise PromptError(f"global_ids has {len(g)} ids; this codec's voices have {self.num_globals}")
+        if not len(s):
+            raise PromptError("semantic_ids is empty; there is nothing to decode")
+        return self.audio_tokenizer.decode(BiCodecTokens.from_lists([g.tolist()], [s.tolist()]))[0]
+
+    @staticmethod
+    def _token_ids(ids: Any, name: str, upper: int) -> np.ndarray:
+        try:
+            arr = np.asarray(ids.detach().cpu() if hasattr(ids, "detach") else ids)
+        except (TypeError, ValueError) as exc:
+            raise PromptError(f"{name} must be a sequence of ints ({exc})") from None
+        if arr.size and arr.dtype.kind not in "iu":
+            raise PromptError(f"{name} must be integers, got dtype {arr.dtype}")
+        if arr.size != max(arr.shape, default=1):
+            raise PromptError(f"{name} must be one row of ids, got shape {arr.shape}")
+        arr = arr.reshape(-1).astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= upper):
+            raise PromptError(f"{name} has ids outside [0, {upper}) (range {arr.min()}..{arr.max()})")
+        return arr
 
     # -- the engine -----------------------------------------------------------------------------------
     def _row_prompt(self, job: _Job, chunk: str, legacy_join: bool) -> tuple[str, np.ndarray | None]:
@@ -587,8 +681,13 @@ class SparkTTS:
         return prompt, v.global_ids
 
     def _generate_rows(self, rows: list[_Row], cfg: SamplingConfig, constrained: bool, batch_size: int,
-                       batch_offset: int, bar: Any, stats: dict[str, float]) -> list[GeneratedTokens]:
-        """Generate rows in batches; batch b is seeded with ``cfg.seed + batch_offset + b``."""
+                       batch_offset: int, bar: Any, stats: dict[str, float],
+                       failed: dict[int, tuple[str, str]]) -> list[GeneratedTokens]:
+        """Generate rows in batches; batch b is seeded with ``cfg.seed + batch_offset + b``.
+
+        A row without speech tokens records ``(why, finish_reason)`` for its job in ``failed``; the other rows
+        are unaffected (their batches and seeds do not change).
+        """
         out: list[GeneratedTokens] = []
         for b, start in enumerate(range(0, len(rows), batch_size)):
             batch = rows[start : start + batch_size]
@@ -598,10 +697,10 @@ class SparkTTS:
                                           constrained=constrained, allow_empty=True)
             stats["generate_s"] += time.perf_counter() - t
             for r, g in zip(batch, gen):
-                if not g.semantic_ids:
+                if not g.semantic_ids and r.job not in failed:
                     snippet = r.text if len(r.text) <= 60 else r.text[:57] + "..."
                     reason = self.generator.empty_reason(g, cfg.max_new_tokens)
-                    raise GenerationError(f"no speech for {snippet!r}: {reason}")
+                    failed[r.job] = (f"no speech for {snippet!r}: {reason}", g.finish_reason)
             out.extend(gen)
             bar.update(len(batch))
         return out
@@ -644,9 +743,26 @@ class SparkTTS:
             voice_metadata=dict(job.voice.metadata) if job.voice is not None else {},
         )
 
+    def _failed_result(self, job: _Job, reason: str, finish_reason: str, seed: int) -> Synthesis:
+        """The result of a list item without speech: no audio, ``error`` says why."""
+        attrs = None
+        if job.mode == "create":
+            g, p, s = job.attrs  # type: ignore[misc]
+            attrs = {"gender": _label(g), "pitch": _label(p), "speed": _label(s)}
+        empty = np.zeros(0, dtype=np.int64)
+        return Synthesis(
+            audio=np.zeros(0, dtype=np.float32), sample_rate=self.sample_rate,
+            global_tokens=job.voice.global_ids.copy() if job.voice is not None else empty, semantic_tokens=empty,
+            prompt="", text=job.text, mode=job.mode, seed=seed, attributes=attrs, finish_reason=finish_reason,
+            voice_name=job.voice.name if job.voice is not None else None,
+            voice_metadata=dict(job.voice.metadata) if job.voice is not None else {}, error=reason,
+        )
+
     def _run(self, jobs: list[_Job], cfg: SamplingConfig, constrained: bool, legacy_join: bool,
              crossfade_s: float, batch_size: int, progress: bool | None, prompt_s: float,
-             t0: float) -> list[Synthesis]:
+             t0: float, single: bool = True) -> list[Synthesis]:
+        """Generate and decode every job. A text without speech raises for a single-text call; in a list call
+        that item's result carries ``error`` (and a warning names it) while the others are returned as usual."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise PromptError(f"batch_size must be an int >= 1, got {batch_size!r}")
         stats = {"prompt_s": prompt_s, "generate_s": 0.0, "decode_s": 0.0}
@@ -660,26 +776,40 @@ class SparkTTS:
             for ci, chunk in enumerate(job.chunks if job.mode == "clone" else job.chunks[:1]):
                 prompt, g = self._row_prompt(job, chunk, legacy_join)
                 rows1.append(_Row(ji, ci, chunk, prompt, g))
+        failed: dict[int, tuple[str, str]] = {}
         with tqdm(total=n_chunks, desc="Synthesising", unit="chunk", disable=not show, leave=False) as bar:
-            gens1 = self._generate_rows(rows1, cfg, constrained, batch_size, 0, bar, stats)
+            gens1 = self._generate_rows(rows1, cfg, constrained, batch_size, 0, bar, stats, failed)
+            if single and failed:
+                raise GenerationError(failed[0][0])
             n_batches1 = -(-len(rows1) // batch_size)
             # Round 2: the other chunks of each creation, cloned with the voice its first chunk created.
             rows2 = []
             for row, gen in zip(rows1, gens1):
                 job = jobs[row.job]
-                if job.mode == "create" and len(job.chunks) > 1:
+                if job.mode == "create" and len(job.chunks) > 1 and row.job not in failed:
                     created = Voice(np.asarray(gen.global_ids, dtype=np.int64))
                     for ci, chunk in enumerate(job.chunks[1:], start=1):
                         prompt = build_clone_prompt(chunk, created.global_ids, expected_globals=self.num_globals)
                         rows2.append(_Row(row.job, ci, chunk, prompt, created.global_ids))
-            gens2 = self._generate_rows(rows2, cfg, constrained, batch_size, n_batches1, bar, stats) if rows2 else []
-        rows, gens = rows1 + rows2, gens1 + gens2
-        wavs = self._decode_rows(rows, gens, stats, batch_size)
-        for row, gen, wav in zip(rows, gens, wavs):
+            gens2 = (self._generate_rows(rows2, cfg, constrained, batch_size, n_batches1, bar, stats, failed)
+                     if rows2 else [])
+        if single and failed:
+            raise GenerationError(failed[0][0])
+        ok = [(row, gen) for row, gen in zip(rows1 + rows2, gens1 + gens2) if row.job not in failed]
+        wavs = self._decode_rows([r for r, _ in ok], [g for _, g in ok], stats, batch_size)
+        for (row, gen), wav in zip(ok, wavs):
             job = jobs[row.job]
             job.results[row.chunk] = self._row_result(job, row, gen, wav, cfg.seed)  # type: ignore[arg-type]
         crossfade = int(round(crossfade_s * self.sample_rate))
-        results = [self._join(job, crossfade) for job in jobs]
+        results = []
+        for ji, job in enumerate(jobs):
+            if ji in failed:
+                reason, finish = failed[ji]
+                warnings.warn(f"text item {ji + 1} of {len(jobs)}: {reason}. Its result has no audio (.error says "
+                              "why); the other items are unaffected.", SparkTTSWarning, stacklevel=3)
+                results.append(self._failed_result(job, reason, finish, cfg.seed))  # type: ignore[arg-type]
+            else:
+                results.append(self._join(job, crossfade))
         total = time.perf_counter() - t0
         audio_total = sum(r.duration for r in results) or float("nan")
         for r in results:
@@ -763,6 +893,12 @@ class SparkTTS:
                              do_sample=do_sample, max_new_tokens=max_new_tokens)
         t0 = time.perf_counter()
         chunks = self._chunks(text, split, max_chars)
+        _check_number(crossfade_s, "crossfade_s")
+        _check_int(chunk_tokens, "chunk_tokens", minimum=1)
+        _check_int(first_chunk_tokens, "first_chunk_tokens", minimum=1, allow_none=True)
+        _check_int(left_context, "left_context", minimum=0, allow_none=True)
+        _check_int(lookahead, "lookahead", minimum=0, allow_none=True)
+        _check_int(stream_crossfade, "stream_crossfade", minimum=0)
         if gender is not None or pitch is not None or speed is not None:
             if voice is not None or prompt_audio is not None:
                 raise PromptError("give either gender/pitch/speed (creation) or a voice / prompt_audio (cloning)")
@@ -803,7 +939,64 @@ class SynthesisStream:
         timings: ``prompt_s``, ``first_chunk_s`` (from the call to the first chunk), ``total_s``,
             ``audio_s``, ``rtf``, ``n_chunks``; filled as the stream runs.
         chunks: the float32 chunks yielded so far.
+
+    Generation runs in a background thread that stops within one decoding step when the stream is closed
+    (:meth:`close`, ``with``), or when its iterator is abandoned: ``for chunk in tts.stream(...): break``
+    frees the iterator, which stops and joins the thread before the loop statement finishes. Each stream
+    has its own generation state and random generator, so streams never disturb each other or other calls.
     """
+
+    def __init__(self, tts: SparkTTS, job: _Job, cfg: SamplingConfig, constrained: bool, legacy_join: bool,
+                 decoder_kwargs: dict[str, Any], crossfade: int, t0: float):
+        self.tts = tts
+        self.job = job
+        self.cfg = cfg
+        # The chunk generator runs on a separate object that never refers back to this one, so no reference
+        # cycle keeps an abandoned iterator (and its generation thread) alive until the garbage collector runs.
+        self._state = _StreamRun(tts, job, cfg, constrained, legacy_join, decoder_kwargs, crossfade, t0)
+        self.timings = self._state.timings
+        self.chunks = self._state.chunks
+        self._iter: Iterator[np.ndarray] | None = None
+
+    @property
+    def seed(self) -> int | None:
+        return self.cfg.seed
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._iter is None:
+            self._iter = self._state.run()
+        return self._iter
+
+    def __enter__(self) -> SynthesisStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop generation early: the background thread ends after its current step and is joined."""
+        if self._iter is None:
+            self._iter = iter(())  # never started: nothing to stop, and nothing will start
+            return
+        self._iter.close()  # type: ignore[attr-defined]
+
+    def result(self) -> Synthesis:
+        """The complete :class:`Synthesis` (runs the rest of the stream if needed)."""
+        for _ in self:
+            pass
+        state = self._state
+        if not state.done:
+            raise GenerationError("the stream was closed before it finished; there is no complete result")
+        job = self.job
+        job.results = list(state.segments)  # type: ignore[arg-type]
+        out = self.tts._join(job, state.crossfade)
+        out.audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        out.timings = dict(self.timings)
+        return out
+
+
+class _StreamRun:
+    """What one :class:`SynthesisStream` computes; its generators hold this, never the stream."""
 
     def __init__(self, tts: SparkTTS, job: _Job, cfg: SamplingConfig, constrained: bool, legacy_join: bool,
                  decoder_kwargs: dict[str, Any], crossfade: int, t0: float):
@@ -817,51 +1010,16 @@ class SynthesisStream:
         self.t0 = t0
         self.timings: dict[str, float] = {"prompt_s": time.perf_counter() - t0}
         self.chunks: list[np.ndarray] = []
-        self._segments: list[Synthesis] = []
-        self._iter: Iterator[np.ndarray] | None = None
-        self._done = False
+        self.segments: list[Synthesis] = []
+        self.done = False
 
-    @property
-    def seed(self) -> int | None:
-        return self.cfg.seed
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        if self._iter is None:
-            self._iter = self._run()
-        return self._iter
-
-    def __enter__(self) -> SynthesisStream:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop generation early (the background thread ends after its current step)."""
-        if self._iter is not None:
-            self._iter.close()  # type: ignore[attr-defined]
-
-    def result(self) -> Synthesis:
-        """The complete :class:`Synthesis` (runs the rest of the stream if needed)."""
-        for _ in self:
-            pass
-        if not self._done:
-            raise GenerationError("the stream was closed before it finished; there is no complete result")
-        job = self.job
-        job.results = list(self._segments)  # type: ignore[arg-type]
-        out = self.tts._join(job, self.crossfade)
-        out.audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
-        out.timings = dict(self.timings)
-        return out
-
-    # -- internals ------------------------------------------------------------------------------------
     def _emit(self, chunk: np.ndarray) -> np.ndarray:
         if not self.chunks:
             self.timings["first_chunk_s"] = time.perf_counter() - self.t0
         self.chunks.append(chunk)
         return chunk
 
-    def _run(self) -> Iterator[np.ndarray]:
+    def run(self) -> Iterator[np.ndarray]:
         """Stream every chunk of the text; segment seams get the same crossfade as the non-streamed join.
 
         ``crossfade_concat`` overlaps the end of the output so far with the start of the next segment, so the
@@ -916,12 +1074,12 @@ class SynthesisStream:
                 pieces.close()  # a closed stream must stop this segment's generation thread
             gen = box["gen"]
             seg = tts._row_result(job, row, gen, np.concatenate(seg_audio), self.cfg.seed)  # type: ignore[arg-type]
-            self._segments.append(seg)
+            self.segments.append(seg)
             if job.mode == "create" and ci == 0:
                 created_globals = seg.global_tokens
         if len(hold):
             yield self._emit(hold)
-        self._done = True
+        self.done = True
         total = time.perf_counter() - self.t0
         audio_s = sum(len(c) for c in self.chunks) / tts.sample_rate
         self.timings.update(total_s=total, audio_s=audio_s, rtf=total / audio_s if audio_s else float("nan"),
@@ -933,6 +1091,8 @@ class SynthesisStream:
         gen = tts.generator
         vocab = gen.vocab
         kind, index = vocab.kind.tolist(), vocab.index.tolist()
+        with gen.tokenizer_lock:
+            n_tokenizer = len(tts.tokenizer)
         streamer = TokenQueueStreamer()
         cancel = threading.Event()
         state: dict[str, Any] = {}
@@ -969,13 +1129,13 @@ class SynthesisStream:
                     globals_.append(index[tok])
                 elif k == Kind.SEMANTIC:
                     buffered.append(index[tok])
-                elif not self.constrained and tok < len(tts.tokenizer) and "bicodec_semantic_" in (
-                        tts.tokenizer.convert_ids_to_tokens(tok) or ""):
-                    # A semantic token beyond this codec's codebook (only possible unconstrained).
-                    raise GenerationError(
-                        f"the model generated {tts.tokenizer.convert_ids_to_tokens(tok)}, outside this codec's "
-                        f"codebook [0, {vocab.semantic_size}); use constrained=True"
-                    )
+                elif not self.constrained and tok < n_tokenizer:
+                    with gen.tokenizer_lock:
+                        name = tts.tokenizer.convert_ids_to_tokens(tok) or ""
+                    if "bicodec_semantic_" in name:
+                        # A semantic token beyond this codec's codebook (only possible unconstrained).
+                        raise GenerationError(f"the model generated {name}, outside this codec's codebook "
+                                              f"[0, {vocab.semantic_size}); use constrained=True")
                 if decoder is None and len(globals_) == tts.num_globals:
                     decoder = StreamingDecoder(tts.codec, globals_, **self.decoder_kwargs)
                 if decoder is not None and buffered:

@@ -8,6 +8,7 @@ exactly, and adds the checks the original lacks (empty, silent, non-finite, too 
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import soundfile
 import soxr
 
 from .errors import AudioError
+from .fileio import atomic_write
 
 SAMPLE_RATE = 16000
 AudioInput = str | os.PathLike | np.ndarray
@@ -22,6 +24,37 @@ AudioInput = str | os.PathLike | np.ndarray
 # Below this peak a clip is treated as digital silence: the volume normaliser would otherwise
 # amplify numerical noise by up to 100x and the codec would encode it as a voice.
 _SILENCE_PEAK = 1e-4
+# Sample rates accepted for arrays: below, resampling to 16 kHz would blow a few samples up into a huge
+# array of interpolation; above, the number is surely a sample count or a typo.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 1_000_000
+
+
+def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """For a RIFF/WAVE file whose data chunk is cut short: ``(declared, present)`` bytes; else None.
+
+    libsndfile silently reads what is there, so a file cut off by a kill or a full disk would load as a
+    shorter (often silent-looking) clip. Streaming writers that do not know the length put 0 or 0xFFFFFFFF
+    in the size field; those are not called truncated.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            offset = 12
+            while offset + 8 <= size:
+                fh.seek(offset)
+                chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+                if chunk_id == b"data":
+                    present = size - offset - 8
+                    if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > present:
+                        return chunk_size, present
+                    return None
+                offset += 8 + chunk_size + (chunk_size & 1)  # chunks are padded to even sizes
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -31,6 +64,13 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: audio file not found.")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory; give the path of an audio file (wav, flac, ogg, ...).")
+    shortfall = _wav_data_shortfall(path)
+    if shortfall is not None:
+        declared, present = shortfall
+        raise AudioError(
+            f"{path}: the file is truncated: its header announces {declared} bytes of audio but only {present} "
+            "are there (a download or a write was cut off). Download or export it again."
+        )
     try:
         audio, sr = soundfile.read(str(path), dtype="float64", always_2d=False)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
@@ -147,15 +187,18 @@ def load_audio(
         where = "audio array"
         if sample_rate is None:
             raise AudioError("audio given as an array needs its sample rate: pass sample_rate=...")
-        audio = np.asarray(source)
+        try:
+            audio = np.asarray(source)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise AudioError(f"{where}: cannot read the samples as an array ({exc}).") from exc
         if audio.ndim == 2 and audio.shape[0] < audio.shape[1] and audio.shape[0] <= 8:
             audio = audio.T  # (C, T) as torchaudio/librosa return it -> (T, C)
-        if not np.issubdtype(audio.dtype, np.number):
-            raise AudioError(f"{where}: expected numeric samples; given dtype {audio.dtype}.")
+        if not np.issubdtype(audio.dtype, np.number) or np.issubdtype(audio.dtype, np.complexfloating):
+            raise AudioError(f"{where}: expected real numeric samples; given dtype {audio.dtype}.")
         if np.issubdtype(audio.dtype, np.integer):
             audio = audio / float(np.iinfo(audio.dtype).max)
         audio = audio.astype(np.float64)
-        sr = int(sample_rate)
+        sr = _check_sample_rate(sample_rate)
     audio = to_mono(audio, mono)
     check_audio(audio, where, allow_silent=allow_silent)
     audio = resample(audio, sr, target_sr)
@@ -165,6 +208,19 @@ def load_audio(
     return audio.astype(np.float32)
 
 
+def _check_sample_rate(sample_rate: object) -> int:
+    integral = isinstance(sample_rate, (int, np.integer)) or (
+        isinstance(sample_rate, (float, np.floating)) and float(sample_rate).is_integer())
+    if isinstance(sample_rate, bool) or not integral:
+        raise AudioError(f"sample_rate must be a whole number of samples per second, got {sample_rate!r}.")
+    if not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"sample_rate {sample_rate} is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz; pass the rate the "
+            "samples were recorded at (e.g. 16000, 22050, 44100)."
+        )
+    return int(sample_rate)
+
+
 def reference_clip(wav: np.ndarray, length: int) -> np.ndarray:
     """The speaker-reference segment: the first ``length`` samples, tiled first when the clip is shorter."""
     if wav.shape[0] < length:
@@ -172,10 +228,20 @@ def reference_clip(wav: np.ndarray, length: int) -> np.ndarray:
     return wav[:length]
 
 
+def sound_format(path: str | os.PathLike) -> str:
+    """The soundfile container for a file name's extension (WAV when it names none soundfile knows)."""
+    ext = Path(path).suffix.lstrip(".").upper()
+    return ext if ext in soundfile.available_formats() else "WAV"
+
+
 def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write float audio as 16-bit PCM WAV (parent folders are created)."""
+    """Write float audio as 16-bit PCM (WAV unless the extension names another format; folders are created).
+
+    The write is atomic (:func:`sparktts.fileio.atomic_write`): an interrupted save leaves no file, or the
+    previous one, under ``path``, never a truncated one.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    soundfile.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    with atomic_write(path) as fh:
+        soundfile.write(fh, np.clip(audio, -1.0, 1.0), int(sample_rate), subtype="PCM_16", format=sound_format(path))
     return path

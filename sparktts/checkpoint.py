@@ -138,6 +138,27 @@ def unfold_state_dict(model: nn.Module) -> dict[str, Tensor]:
     return out
 
 
+def _names_in_file(model: nn.Module, missing: list[str], unexpected: list[str]) -> tuple[list[str], list[str]]:
+    """Report weight-normed layers by the keys the file has: ``X.weight_g`` / ``X.weight_v``, not ``X.weight``.
+
+    Folding turns a complete pair into ``X.weight``; half a pair stays unfolded, so the comparison sees
+    ``X.weight`` missing and the half that is there "unexpected". The file never had an ``X.weight``: name
+    the half that is absent as missing, and the present half as expected.
+    """
+    wn = _weight_norm_prefixes(model)
+    present = set(unexpected)
+    out_missing: list[str] = []
+    for key in missing:
+        prefix, _, leaf = key.rpartition(".")
+        if prefix in wn and leaf == "weight":
+            pair = (f"{prefix}.weight_g", f"{prefix}.weight_v")
+            out_missing += [k for k in pair if k not in present]
+            present.difference_update(pair)
+        else:
+            out_missing.append(key)
+    return out_missing, [k for k in unexpected if k in present]
+
+
 def load_strict(
     model: nn.Module,
     state_dict: dict[str, Tensor],
@@ -157,6 +178,7 @@ def load_strict(
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd and not k.endswith(optional)]
     unexpected = [k for k in sd if k not in expected]
+    missing, unexpected = _names_in_file(model, missing, unexpected)
     wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
              for k in sd if k in expected and sd[k].shape != expected[k].shape]
     if missing or unexpected or wrong:

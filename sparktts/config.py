@@ -181,23 +181,52 @@ class BiCodecConfig:
         return self.decoder.hop_length
 
 
+# wav2vec2-large-xlsr-53 and the released BiCodec are 16 kHz models; nothing else can feed them.
+CODEC_SAMPLE_RATE = 16000
+
+
 @dataclass(frozen=True)
 class AudioConfig:
-    """Top-level ``config.yaml`` of a release: how prompt audio is prepared."""
+    """Top-level ``config.yaml`` of a release: how prompt audio is prepared.
+
+    Values are checked when the file is read (type and range), so a damaged or hand-edited file fails
+    at load time with the key named, not later inside synthesis.
+    """
 
     sample_rate: int = 16000
     ref_segment_duration: float = 6.0
     latent_hop_length: int = 320
     volume_normalize: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    where: str = field(default="config.yaml", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        def fail(key: str, want: str) -> None:
+            raise ConfigError(f"{self.where}: {key} must be {want}, got {getattr(self, key)!r}. Restore the "
+                              f"release's value ({key}: {getattr(AudioConfig, key)}).")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not is_int(self.sample_rate) or self.sample_rate != CODEC_SAMPLE_RATE:
+            fail("sample_rate", f"{CODEC_SAMPLE_RATE} (the wav2vec2 and BiCodec models run at 16 kHz only)")
+        duration = self.ref_segment_duration
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= 3600:
+            fail("ref_segment_duration", "a number of seconds in (0, 3600]")
+        if not is_int(self.latent_hop_length) or self.latent_hop_length < 1:
+            fail("latent_hop_length", "an int >= 1 (samples per semantic token)")
+        if self.ref_segment_length < 1:
+            fail("ref_segment_duration", f"at least one hop ({self.latent_hop_length} samples)")
+        if not isinstance(self.volume_normalize, bool):
+            fail("volume_normalize", "true or false")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> AudioConfig:
         data = _read_yaml(path)
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)} - {"extra", "where"}
         kwargs = {k: v for k, v in data.items() if k in known}
         extra = {k: v for k, v in data.items() if k not in known}
-        return cls(**kwargs, extra=extra)
+        return cls(**kwargs, extra=extra, where=str(path))
 
     @property
     def ref_segment_length(self) -> int:

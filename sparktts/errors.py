@@ -25,3 +25,7 @@ class PromptError(SparkTTSError, ValueError):
 
 class GenerationError(SparkTTSError):
     """The language model produced no usable speech tokens."""
+
+
+class SparkTTSWarning(UserWarning):
+    """Input that is accepted but probably not what was meant (e.g. a text with nothing to read out)."""

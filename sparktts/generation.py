@@ -22,8 +22,14 @@ same call and adds:
   sampling renormalises over the allowed tokens.
 * ``constrained=False`` reproduces the original exactly: plain ``generate``, ``batch_decode(...,
   skip_special_tokens=True)``, regex parsing; ids the codec cannot decode then raise a clear error.
-* **Seeds**: generation runs under ``torch.random.fork_rng`` with ``torch.manual_seed(seed)``, so a seed
-  gives the same tokens without disturbing the caller's RNG state.
+* **Seeds**: the fast engine samples from a ``torch.Generator`` made for the call and seeded with
+  ``seed``, so a seeded result is the same whatever else runs (other threads, other generations, the
+  caller's own use of torch's RNG), and torch's global RNG state is never touched. ``model.generate``
+  (``engine="hf"``, ``constrained=False``) can only draw from torch's global generator: a seeded call
+  there holds :data:`GLOBAL_RNG_LOCK` (one such call at a time in the process) and runs under
+  ``torch.random.fork_rng`` with ``torch.manual_seed(seed)``, so the caller's RNG state is restored
+  afterwards; code in other threads that draws from torch's global RNG during such a call shares its
+  stream (hold the lock around that code to keep it apart). Both draw the same numbers for one seed.
 * **Batching**: prompts are left-padded with the pad token and an attention mask; with greedy decoding
   each row equals its unbatched result.
 """
@@ -31,6 +37,7 @@ same call and adds:
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import secrets
 import threading
@@ -65,6 +72,7 @@ __all__ = [
     "SpeechGrammar",
     "SpeechVocab",
     "SpeechConstraint",
+    "GLOBAL_RNG_LOCK",
     "infer_mode",
     "new_seed",
     "seeded",
@@ -104,10 +112,11 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
             raise ConfigError(f"top_k must be an int >= 0 (0 disables it), got {self.top_k!r}")
-        if not isinstance(self.top_p, (int, float)) or not 0.0 < float(self.top_p) <= 1.0:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        if not isinstance(self.temperature, (int, float)) or not float(self.temperature) >= 0.0:
-            raise ConfigError(f"temperature must be a number > 0, got {self.temperature!r}")
+        # bool is an int: top_p=True would silently mean 1.0 (no nucleus filtering).
+        if not _is_number(self.top_p) or not 0.0 < float(self.top_p) <= 1.0:
+            raise ConfigError(f"top_p must be a number in (0, 1], got {self.top_p!r}")
+        if not _is_number(self.temperature) or not 0.0 <= float(self.temperature) < math.inf:
+            raise ConfigError(f"temperature must be a finite number > 0, got {self.temperature!r}")
         if self.do_sample and float(self.temperature) == 0.0:
             raise ConfigError("temperature=0 cannot sample; for deterministic output use do_sample=False")
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -134,20 +143,36 @@ class SamplingConfig:
         return kwargs
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def new_seed() -> int:
     """A fresh random seed in [0, 2**31 - 1], drawn from the OS (independent of torch's RNG state)."""
     return secrets.randbelow(_MAX_SEED + 1)
 
 
+# Held by every seeded draw from torch's GLOBAL generator (model.generate), so that two seeded calls never
+# interleave on it. The fast engine does not need it: it samples from a generator of its own per call.
+GLOBAL_RNG_LOCK = threading.RLock()
+
+
+def call_generator(seed: int, device: torch.device | str) -> torch.Generator:
+    """A fresh generator on ``device`` seeded with ``seed``: the same numbers the global one gives after
+    ``torch.manual_seed(seed)``, without touching it."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device | str | None = None) -> Iterator[None]:
-    """Run a block with torch's RNGs seeded to ``seed``; the caller's RNG state is restored afterwards.
+    """Run a block with torch's global RNGs seeded to ``seed``; the caller's RNG state is restored afterwards.
 
-    ``device``: the CUDA device whose RNG is forked as well (CPU is always forked).
+    ``device``: the CUDA device whose RNG is forked as well (CPU is always forked). The block holds
+    :data:`GLOBAL_RNG_LOCK`, so seeded blocks in different threads run one after another.
     """
     dev = torch.device(device) if device is not None else torch.device("cpu")
     devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cpu"):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cpu"):
         torch.manual_seed(seed)
         yield
 
@@ -450,6 +475,11 @@ class _Cancel:
 
 _SEMANTIC_TEXT_RE = re.compile(r"bicodec_semantic_(\d+)")
 
+NAN_SCORES_MESSAGE = (
+    "the language model produced NaN scores, so no token can be chosen: its weights are corrupt (NaN/inf) or "
+    "overflow in this dtype. Re-download LLM/model.safetensors, or load in float32 (dtype=None)."
+)
+
 
 class SpeechGenerator:
     """``model.generate`` for Spark-TTS prompts, with constrained decoding, seeds, batching and parsing.
@@ -486,6 +516,9 @@ class SpeechGenerator:
         )
         self._grammar: SpeechGrammar | None = None
         self._fast: Any = None
+        # HF fast tokenizers are Rust objects that refuse concurrent use ("Already borrowed") when one call
+        # changes their padding settings; every use of the tokenizer by generation takes this lock.
+        self.tokenizer_lock = threading.Lock()
         self.vllm: Any = None  # a VLLMGenerator when engine == "vllm"
         # "fast": constrained decoding runs FastDecoder (restricted LM head, KV cache; same greedy tokens as
         # model.generate); "hf": always model.generate (the original's way of computing).
@@ -514,9 +547,10 @@ class SpeechGenerator:
         """Left-padded ``input_ids`` / ``attention_mask`` (B, L) for a list of prompt strings."""
         if not prompts:
             raise GenerationError("no prompts given: pass at least one text")
-        enc = self.tokenizer(
-            list(prompts), return_tensors="pt", padding=True, padding_side="left", add_special_tokens=True
-        )
+        with self.tokenizer_lock:
+            enc = self.tokenizer(
+                list(prompts), return_tensors="pt", padding=True, padding_side="left", add_special_tokens=True
+            )
         return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
 
     @torch.inference_mode()
@@ -583,20 +617,26 @@ class SpeechGenerator:
                 return self._checked(self.vllm.generate(prompts, sampling, modes), sampling, allow_empty)
             engine = "fast"  # streaming and custom processors need the in-process engines
         fast = engine == "fast" and constrained and not logits_processor and not stopping_criteria
-        ctx = seeded(sampling.seed, self.device) if sampling.seed is not None else contextlib.nullcontext()
-        with ctx:
-            if fast:
-                out = self.fast_decoder.generate(inputs["input_ids"], inputs["attention_mask"], modes, sampling,
-                                                 streamer=streamer, cancel=cancel)
-            else:
-                out = self.model.generate(
-                    **inputs,
-                    **kwargs,
-                    pad_token_id=self.vocab.pad_id,
-                    logits_processor=LogitsProcessorList(processors),
-                    stopping_criteria=StoppingCriteriaList(criteria),
-                    streamer=streamer,
-                )
+        seed = sampling.seed if sampling.do_sample else None  # greedy decoding draws no random numbers
+        if fast:
+            generator = call_generator(seed, self.device) if seed is not None else None
+            out = self.fast_decoder.generate(inputs["input_ids"], inputs["attention_mask"], modes, sampling,
+                                             streamer=streamer, cancel=cancel, generator=generator)
+        else:
+            with seeded(seed, self.device) if seed is not None else contextlib.nullcontext():
+                try:
+                    out = self.model.generate(
+                        **inputs,
+                        **kwargs,
+                        pad_token_id=self.vocab.pad_id,
+                        logits_processor=LogitsProcessorList(processors),
+                        stopping_criteria=StoppingCriteriaList(criteria),
+                        streamer=streamer,
+                    )
+                except RuntimeError as exc:
+                    if "probability tensor contains" in str(exc):  # torch.multinomial on NaN scores
+                        raise GenerationError(NAN_SCORES_MESSAGE) from exc
+                    raise
         new_ids = out[:, prompt_len:].tolist()
         cancelled = cancel is not None and cancel.is_set()
         results = [
@@ -656,7 +696,8 @@ class SpeechGenerator:
             GenerationError: ids outside the codec's codebooks, or (create) not exactly ``num_globals``
                 global ids: the codec could not decode them.
         """
-        text = self.tokenizer.batch_decode([list(ids)], skip_special_tokens=True)[0]
+        with self.tokenizer_lock:
+            text = self.tokenizer.batch_decode([list(ids)], skip_special_tokens=True)[0]
         parsed = parse_generated(text)
         sem_size, glob_size = self.vocab.semantic_size, self.vocab.global_size
         bad = [i for i in parsed.semantic_ids if i >= sem_size]

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from sparktts.errors import PromptError
+from sparktts.fileio import atomic_write
 from sparktts.prompts import GLOBAL_CODEBOOK_SIZE, SEMANTIC_CODEBOOK_SIZE
 
 __all__ = ["VOICE_FORMAT_VERSION", "Voice"]
@@ -150,10 +151,19 @@ class Voice:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the voice as JSON (parent folders are created). Returns the path."""
+        """Write the voice as JSON (parent folders are created; atomic: never a half-written file). Returns the path.
+
+        Raises:
+            PromptError: metadata that JSON cannot hold (non-string keys, objects, nesting too deep).
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        try:
+            text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise PromptError(f"voice {self.name!r}: cannot be written as JSON ({exc}); keep metadata to plain "
+                              "strings, numbers, lists and objects") from None
+        with atomic_write(path, "w") as fh:
+            fh.write(text)
         return path
 
     @classmethod
@@ -197,6 +207,12 @@ class Voice:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PromptError(f"{path}: not a voice JSON file ({exc})") from exc
+        except RecursionError:
+            # A voice file is a flat object; thousands of nested brackets are damage or an attack.
+            raise PromptError(f"{path}: not a voice JSON file (nested too deeply to parse); a voice file is one "
+                              "flat object written by Voice.save") from None
+        except OSError as exc:
+            raise PromptError(f"{path}: cannot read the voice file ({exc})") from exc
         return cls.from_dict(data, where=str(path))
 
     # -- misc -----------------------------------------------------------------------------------------

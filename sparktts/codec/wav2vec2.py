@@ -94,8 +94,9 @@ class Wav2Vec2Features(nn.Module):
         with quiet_transformers_loading():
             try:
                 self.model = Wav2Vec2Model.from_pretrained(str(model_dir), config=config)
-            except OSError as exc:
-                raise CheckpointError(f"{model_dir}: cannot load wav2vec2 weights ({exc}).") from exc
+            except Exception as exc:  # OSError, or safetensors' SafetensorError for a truncated file
+                raise CheckpointError(f"{model_dir}: cannot load wav2vec2 weights ({type(exc).__name__}: {exc}); "
+                                      "the file is missing, truncated or corrupt. Download it again.") from exc
         if (self.truncated or config.num_hidden_layers == needed) and config.do_stable_layer_norm:
             # With exactly `needed` layers the last hidden state would be the final-LayerNorm output.
             self.model.encoder.layer_norm = nn.Identity()

@@ -13,6 +13,11 @@ JSONL (one object per line; ``#`` lines and blank lines ignored)::
 
 Only ``utt`` (or ``id``) and ``text`` are required; relative paths are relative to the list's folder;
 unknown keys are kept in :attr:`EvalItem.extra`.
+
+An utterance id becomes a file name (``<wav_dir>/<utt>.wav``), so it must be a plain name: no ``/`` or
+``\\``, not ``.`` or ``..``, no NUL or other control characters, at most 200 bytes (:func:`check_utt_id`).
+Lists come from other people; an id like ``../../x`` must never make a run write or read outside its
+folders.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 
 from .errors import EvalError
 from .normalize import check_language
+
+MAX_UTT_BYTES = 200  # file systems allow 255 bytes per name; leave room for ".wav" and temporary names
 
 _KNOWN_KEYS = ("utt", "id", "text", "prompt_wav", "prompt_text", "gt_wav", "lang", "gender", "pitch", "speed")
 
@@ -62,6 +69,33 @@ class EvalItem:
     pitch: str | None = None
     speed: str | None = None
     extra: dict = field(default_factory=dict)
+
+
+def utt_id_problem(utt: object) -> str | None:
+    """Why ``utt`` cannot be a file name (see the module docstring), or None when it can."""
+    if not isinstance(utt, str) or not utt:
+        return "it is empty or not a string"
+    if "/" in utt or "\\" in utt:
+        return "it contains a path separator ('/' or '\\'), so it would name a file in another folder"
+    if utt in (".", ".."):
+        return "'.' and '..' name folders, not files"
+    if any(ord(c) < 32 or ord(c) == 127 for c in utt):
+        return "it contains a NUL or another control character"
+    if len(utt.encode("utf-8", "surrogatepass")) > MAX_UTT_BYTES:
+        return f"it is longer than {MAX_UTT_BYTES} bytes, too long for a file name"
+    return None
+
+
+def check_utt_id(utt: object, where: str = "item") -> str:
+    """Return ``utt`` if it can be used as the file name ``<utt>.wav``; else raise :class:`EvalError`."""
+    problem = utt_id_problem(utt)
+    if problem is not None:
+        raise EvalError(
+            f"{where}: utterance id {utt!r} cannot be used as a file name: {problem}. Ids become <utt>.wav inside "
+            f"the output / --wavs folder, so they must be plain names (no '/', '\\', '..', control characters; "
+            f"at most {MAX_UTT_BYTES} bytes). Rename the id in the list."
+        )
+    return utt  # type: ignore[return-value]
 
 
 def _resolve(base: Path, value: str | None) -> Path | None:
@@ -117,6 +151,7 @@ def read_seedtts_list(path: str | os.PathLike, lang: str | None = None) -> list[
             utt, prompt_text, prompt_wav, text = (p.strip() for p in parts[:4])
             if not utt or not text:
                 raise EvalError(f"{path}:{lineno}: empty utterance id or target text.")
+            check_utt_id(utt, f"{path}:{lineno}")
             items.append(
                 EvalItem(
                     utt=utt,
@@ -152,12 +187,17 @@ def read_jsonl_list(path: str | os.PathLike) -> list[EvalItem]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise EvalError(f"{path}:{lineno}: invalid JSON ({exc.msg}).") from exc
+            except RecursionError:
+                raise EvalError(f"{path}:{lineno}: invalid JSON (nested too deeply).") from None
             if not isinstance(obj, dict):
                 raise EvalError(f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}.")
             utt = obj.get("utt", obj.get("id"))
             text = obj.get("text")
             if not utt or not text:
                 raise EvalError(f"{path}:{lineno}: every line needs 'utt' (or 'id') and 'text'.")
+            if not isinstance(utt, (str, int)) or isinstance(utt, bool):
+                raise EvalError(f"{path}:{lineno}: 'utt' must be a string, got {type(utt).__name__}.")
+            check_utt_id(str(utt), f"{path}:{lineno}")
             lang = obj.get("lang")
             if lang is not None:
                 check_language(lang)
@@ -231,4 +271,5 @@ def write_jsonl_list(items: list[EvalItem], path: str | os.PathLike) -> Path:
     return path
 
 
-__all__ = ["EvalItem", "read_jsonl_list", "read_list", "read_seedtts_list", "write_jsonl_list"]
+__all__ = ["EvalItem", "check_utt_id", "read_jsonl_list", "read_list", "read_seedtts_list", "utt_id_problem",
+           "write_jsonl_list"]

@@ -14,6 +14,13 @@ is cut off and that utterance redone, and a wav synthesised before the kill is r
 (unreadable wav, synthesis error, ...) is written with its ``error`` and the run goes on; interrupts
 (Ctrl-C, ``KeyboardInterrupt``) stop it. At the end ``<out>/summary.json`` holds the aggregate.
 
+Safety: every audio path is ``<folder>/<utt>.wav`` with ``utt`` checked to be a plain file name
+(:func:`sparktts.eval.lists.check_utt_id`), so a list cannot make a run write or read outside the folders
+it was given. One run at a time writes a results file: a second run on the same ``out`` folder (another
+process, or the same one) is refused while the first holds the lock (``fcntl.flock`` on
+``<out>/.results.jsonl.lock``), instead of both scoring every item and writing every row twice. Wavs,
+rewritten results and ``summary.json`` are written atomically (:func:`sparktts.fileio.atomic_write`).
+
 ``engine="ray"`` spreads items over Ray actors, each building its own models from a
 :class:`ScoringConfig`; the driver still writes every row.
 """
@@ -24,6 +31,11 @@ import json
 import math
 import os
 import time
+
+try:  # POSIX; elsewhere runs are not locked against each other
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,9 +44,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sparktts.audio import save_audio
+from sparktts.fileio import atomic_write
+
 from ._audio import EVAL_SR, load_16k
 from .errors import EvalError
-from .lists import EvalItem
+from .lists import EvalItem, check_utt_id
 from .normalize import check_language, detect_language
 from .wer import summarize_wer, utterance_wer
 
@@ -201,30 +216,82 @@ class ResultsFile:
     Opening it reads the rows already there. A last line without its newline (the process died while
     writing it) is cut off, so the next append starts on a clean line and that utterance is redone.
 
+    A writer (the default) holds an exclusive lock on ``<path's folder>/.<name>.lock`` until :meth:`close`
+    (or the end of a ``with`` block): a second writer on the same file is refused with an
+    :class:`EvalError` saying so, so two runs can never both write every row. ``read_only=True`` takes no
+    lock, never changes the file (a partial last line is skipped, not cut) and refuses :meth:`append`.
+
     Parameters
     ----------
     path : path
     drop_errors : bool
         Remove rows that carry an ``error`` (rewriting the file atomically), so those utterances are
         redone: for errors that were transient (out of memory, a file that was still being written).
+    read_only : bool
+        Only read the rows (for summaries and views while a run may be writing).
     """
 
-    def __init__(self, path: str | os.PathLike, *, drop_errors: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, *, drop_errors: bool = False, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self.rows: list[dict] = []
         self.done: set[str] = set()
         self.dropped_partial = False
         self.dropped_errors: list[str] = []
-        if self.path.exists():
-            self._load()
-            if drop_errors:
-                self._drop_errors()
+        self._lock_fd: int | None = None
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        try:
+            if self.path.exists():
+                self._load()
+                if drop_errors and not read_only:
+                    self._drop_errors()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.lock")
+
+    def _lock(self) -> None:
+        if fcntl is None:
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise EvalError(
+                f"another evaluation (pid {holder}) is writing {self.path} right now; two runs on one output "
+                "folder would score and write every item twice. Wait for it to finish (then run again to "
+                "resume), or give this run another --out folder."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for the message above
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the writer's lock (the rows stay readable)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> ResultsFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
 
     def _load(self) -> None:
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1  # 0 when there is no complete line
-        if end < len(data):
+        if end < len(data) and not self.read_only:
             with open(self.path, "r+b") as fh:
                 fh.truncate(end)
                 fh.flush()
@@ -235,11 +302,14 @@ class ResultsFile:
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 raise EvalError(
-                    f"{self.path}:{lineno} is not valid JSON ({exc.msg}); the file was edited or corrupted. "
-                    "Fix or delete that line, then run again."
+                    f"{self.path}:{lineno} is not valid JSON ({getattr(exc, 'msg', exc)}); the file was edited or "
+                    "corrupted. Fix or delete that line, then run again."
                 ) from exc
+            if not isinstance(row, dict):
+                raise EvalError(f"{self.path}:{lineno} is not a result row (a JSON object); the file was edited or "
+                                "corrupted. Fix or delete that line, then run again.")
             if row.get("utt") in self.done:
                 continue  # never count a duplicate twice, whatever wrote it
             self.rows.append(row)
@@ -250,18 +320,16 @@ class ResultsFile:
         self.dropped_errors = [r.get("utt") for r in self.rows if r.get("error")]
         if not self.dropped_errors:
             return
-        tmp = self.path.with_name(self.path.name + f".tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with atomic_write(self.path, "w") as fh:  # a kill leaves the old or the new file, never half of one
             for row in keep:
                 fh.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)  # a kill leaves either the old or the new file, never half of one
         self.rows = keep
         self.done = {r.get("utt") for r in keep}
 
     def append(self, row: dict) -> None:
         """Write one row durably (write + flush + fsync); a row for an utterance already done is an error."""
+        if self.read_only:
+            raise EvalError(f"{self.path} was opened read-only; open it without read_only=True to add rows.")
         utt = row.get("utt")
         if utt in self.done:
             raise EvalError(f"utterance {utt!r} is already in {self.path}; refusing to write it twice.")
@@ -305,7 +373,7 @@ def summarize_results(
         ``audio_s``, ``rtf``).
     """
     if isinstance(rows, (str, os.PathLike)):
-        rows = ResultsFile(rows).rows
+        rows = ResultsFile(rows, read_only=True).rows
     df = pd.DataFrame(list(rows))
     for col in ("utt", "lang", "error", "sim", "wer", "cer", "errors", "ref_len", "unit"):
         if col not in df.columns:
@@ -364,14 +432,14 @@ class EvalRun:
     out_dir: Path | None = None
 
 
-def _save_wav_atomic(path: Path, audio: np.ndarray, sr: int) -> None:
-    import soundfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.wav")
-    audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    soundfile.write(str(tmp), audio, int(sr), subtype="PCM_16")
-    os.replace(tmp, path)  # a kill mid-write leaves a temp file, never a truncated <utt>.wav
+def item_wav_path(folder: str | os.PathLike, item: EvalItem) -> Path:
+    """``<folder>/<utt>.wav``, refusing ids that would name a file anywhere else (:class:`EvalError`)."""
+    base = Path(folder)
+    path = base / f"{check_utt_id(item.utt, f'list item {item.utt!r}')}.wav"
+    # Belt and braces: lexically the file must sit directly in the folder whatever the id check allows.
+    if Path(os.path.normpath(path)).parent != Path(os.path.normpath(base)):
+        raise EvalError(f"list item {item.utt!r}: its wav path {path} is outside {base}; rename the id.")
+    return path
 
 
 def _process(item: EvalItem, scorer: Scorer, wav_path: Path, synthesize: Synthesizer | None) -> dict:
@@ -381,7 +449,7 @@ def _process(item: EvalItem, scorer: Scorer, wav_path: Path, synthesize: Synthes
         t = time.perf_counter()
         try:
             audio, sr = synthesize(item)
-            _save_wav_atomic(wav_path, audio, sr)
+            save_audio(wav_path, audio, sr)  # atomic: a kill mid-write never leaves a truncated <utt>.wav
         except Exception as exc:
             return {
                 "utt": item.utt,
@@ -511,9 +579,12 @@ def run_eval(
     EvalRun
         ``results`` (all rows of the list's utterances, this run and earlier ones), ``table``, ``summary``,
         ``missing`` (utterances without a wav in score mode).
-    """
-    from tqdm.auto import tqdm
 
+    Raises
+    ------
+    EvalError
+        Bad arguments, an utterance id that is not a plain file name, or another run writing ``out_dir``.
+    """
     if (wav_dir is None) == (synthesize is None):
         raise EvalError(
             "give exactly one of wav_dir= (score existing audio) or synthesize= (generate, then score)."
@@ -521,22 +592,33 @@ def run_eval(
     if engine not in ("local", "ray"):
         raise EvalError(f"unknown engine {engine!r}; use 'local' or 'ray'.")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = ResultsFile(out_dir / RESULTS_FILE, drop_errors=retry_errors)
     wav_base = Path(wav_dir) if wav_dir is not None else out_dir / "wavs"
+    # Every id is checked before anything is created or read: a bad list changes nothing on disk.
+    paths = {item.utt: item_wav_path(wav_base, item) for item in items}
     if wav_dir is not None and not wav_base.is_dir():
         raise EvalError(f"audio folder {wav_base} does not exist; --wavs must hold <utt>.wav files.")
-
     if engine == "ray" and scorer is not None:
         raise EvalError(
             "engine='ray' builds the models in each worker: pass config=ScoringConfig(...), not scorer=."
         )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ResultsFile(out_dir / RESULTS_FILE, drop_errors=retry_errors) as results:
+        return _run_locked(items, out_dir, results, paths, synthesize, scorer, config, engine, num_workers,
+                           progress, on_item)
+
+
+def _run_locked(items: Sequence[EvalItem], out_dir: Path, results: ResultsFile, paths: dict[str, Path],
+                synthesize: Synthesizer | None, scorer: Scorer | None, config: ScoringConfig | None, engine: str,
+                num_workers: int, progress: bool, on_item: Callable[[dict], None] | None) -> EvalRun:
+    """The body of :func:`run_eval`, run while ``results`` holds the output folder's lock."""
+    from tqdm.auto import tqdm
+
     jobs: list[tuple[EvalItem, Path]] = []
     missing: list[str] = []
     for item in items:
         if item.utt in results.done:
             continue
-        path = wav_base / f"{item.utt}.wav"
+        path = paths[item.utt]
         if synthesize is None and not path.is_file():
             missing.append(item.utt)
             continue
@@ -567,7 +649,7 @@ def run_eval(
     rows = [r for r in results.rows if r.get("utt") in wanted]
     table, summary = summarize_results(rows, n_items=len(items), missing=missing)
     summary["config"] = asdict(config) if config is not None else None
-    with open(out_dir / SUMMARY_FILE, "w", encoding="utf-8") as fh:
+    with atomic_write(out_dir / SUMMARY_FILE, "w") as fh:
         json.dump(summary, fh, indent=2, ensure_ascii=False, default=_json_default)
     return EvalRun(results=pd.DataFrame(rows), table=table, summary=summary, missing=missing, out_dir=out_dir)
 
@@ -579,6 +661,7 @@ __all__ = [
     "ResultsFile",
     "Scorer",
     "ScoringConfig",
+    "item_wav_path",
     "run_eval",
     "summarize_results",
 ]

@@ -241,7 +241,15 @@ class WavLMECAPA(SpeakerModel):
                 f"wavlm-ecapa: building ECAPA_TDNN_SMALL(wavlm_large) failed ({type(exc).__name__}: {exc}). "
                 f"{_WAVLM_HOWTO}"
             ) from exc
-        state = torch.load(str(path), map_location="cpu")
+        try:
+            # weights_only: a checkpoint downloaded from others must never run code when it is read (torch
+            # only made this the default in 2.6, and pyproject allows older versions).
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ModelNotAvailableError(
+                f"wavlm-ecapa: {path} cannot be read as plain weights ({type(exc).__name__}: {exc}); it is "
+                f"corrupt, or holds pickled objects that are not loaded for safety. {_WAVLM_HOWTO}"
+            ) from exc
         if not isinstance(state, dict) or "model" not in state:
             raise ModelNotAvailableError(
                 f"wavlm-ecapa: {path} is not wavlm_large_finetune.pth (no 'model' entry). {_WAVLM_HOWTO}"

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .. import generation as G
+from ..errors import GenerationError
 from .model import decoder_body
 from .quantize import quantize_int8
 from .qwen2 import LeanQwen2
@@ -157,11 +158,17 @@ class FastDecoder:
         streamer: Any = None,
         cancel: threading.Event | None = None,
         min_new_tokens: int = 0,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Left-padded prompts ``(B, L)`` -> ``(B, L + n)`` ids, rows padded with ``pad_id`` after they stop.
 
         ``min_new_tokens`` forbids the stop tokens before that many steps (fixed-length benchmarks).
-        Seeding is the caller's (wrap the call in :func:`sparktts.generation.seeded`).
+        ``generator``: where sampling draws its random numbers (one per call keeps concurrent calls apart;
+        see :func:`sparktts.generation.call_generator`); None = torch's global generator.
+        Every call has its own cache and grammar states: calls may run concurrently on one decoder.
+
+        Raises:
+            GenerationError: the model's scores are NaN (corrupt weights), so no token can be chosen.
         """
         vocab = self.grammar.vocab
         batch = input_ids.shape[0]
@@ -184,9 +191,11 @@ class FastDecoder:
             if step < min_new_tokens:
                 allowed = allowed & ~self.stop[:rows]
             logits = self._logits(hidden, rows).masked_fill(~allowed, float("-inf"))
+            if bool(torch.isnan(logits).any()):
+                raise GenerationError(G.NAN_SCORES_MESSAGE)
             if sampling.do_sample:
                 logits = _top_k_top_p(logits / float(sampling.temperature), sampling.top_k, float(sampling.top_p))
-                choice = torch.multinomial(logits.softmax(dim=-1), num_samples=1).squeeze(1)
+                choice = torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator).squeeze(1)
             else:
                 choice = self._greedy(logits, self.ids[:rows])
             tokens = torch.where(unfinished, self.ids[choice].to(input_ids.dtype), pad)

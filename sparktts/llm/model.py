@@ -3,8 +3,14 @@
 The original loads ``AutoTokenizer`` and ``AutoModelForCausalLM`` from ``{model_dir}/LLM`` with the
 transformers defaults (float32 weights under transformers 4.x). :func:`load_llm` does the same, offline
 (``local_files_only``), in eval mode, with a dtype option, and checks that the tokenizer really is a
-Spark-TTS one (the BiCodec tokens are each one id) and fits the model's embedding table, so that a wrong
-directory fails at load time with a message instead of producing garbage during generation.
+Spark-TTS one and fits the model's embedding table, and that the weights are finite, so that a wrong or
+damaged directory fails at load time with a message instead of producing garbage during generation:
+
+* the tokenizer must round-trip a test string (an ``LLM/`` folder without ``tokenizer.json`` loads a
+  tokenizer that encodes every text to no ids at all, so every text would give the same audio);
+* every token the prompts and the output grammar use must be one known id: the semantic, global,
+  pitch/speed value and label, gender, task and marker tokens and the end-of-sequence token;
+* no weight may be NaN or infinite (sampling would fail deep inside ``torch.multinomial``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,14 @@ import torch
 
 from sparktts.checkpoint import quiet_transformers_loading
 from sparktts.errors import CheckpointError, ConfigError
+from sparktts.prompts import (
+    GLOBAL_CODEBOOK_SIZE,
+    MARKER_TOKENS,
+    PITCH_VALUE_MAX,
+    SEMANTIC_CODEBOOK_SIZE,
+    SPEED_VALUE_MAX,
+    TASK_TOKEN_MAP,
+)
 
 __all__ = ["DTYPES", "decoder_body", "load_llm", "resolve_dtype"]
 
@@ -32,7 +46,7 @@ DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
 }
 
-# Tokens every Spark-TTS LLM tokenizer must hold as single ids (first / last of each id range we use).
+# Encoded one by one as a spot check that prompt strings tokenise to the single ids (first / last of each range).
 _REQUIRED_TOKENS = (
     "<|bicodec_semantic_0|>",
     "<|bicodec_semantic_8191|>",
@@ -43,6 +57,23 @@ _REQUIRED_TOKENS = (
     "<|start_semantic_token|>",
     "<|end_global_token|>",
 )
+
+
+# Every token family prompts and the output grammar use: (format, count).
+_GRAMMAR_TOKENS = (
+    ("<|bicodec_semantic_{}|>", SEMANTIC_CODEBOOK_SIZE),
+    ("<|bicodec_global_{}|>", GLOBAL_CODEBOOK_SIZE),
+    ("<|pitch_value_{}|>", PITCH_VALUE_MAX + 1),
+    ("<|speed_value_{}|>", SPEED_VALUE_MAX + 1),
+    ("<|pitch_label_{}|>", 5),
+    ("<|speed_label_{}|>", 5),
+    ("<|gender_{}|>", 2),
+)
+_NAMED_TOKENS = (TASK_TOKEN_MAP["tts"], TASK_TOKEN_MAP["controllable_tts"], *MARKER_TOKENS)
+# Text that any byte-level BPE of Qwen2's kind encodes and decodes unchanged (NFC, no clean-up spaces).
+ROUND_TRIP_TEXT = "Hello, world! 123 你好，世界。"
+_FIX = ("Use the release's LLM/ folder as it was downloaded (tokenizer.json, tokenizer_config.json, "
+        "special_tokens_map.json, vocab.json, merges.txt).")
 
 
 def decoder_body(model: Any) -> Any:
@@ -132,13 +163,53 @@ def load_llm(
     except Exception as exc:
         raise CheckpointError(f"{path}: cannot load the language model ({type(exc).__name__}: {exc})") from exc
     _check_tokenizer(tokenizer, model, path)
+    _check_finite(model, path)
     # Batched generation left-pads: every row's last prompt token then sits at the same position.
     tokenizer.padding_side = "left"
     return tokenizer, model.to(device).eval()
 
 
+def _missing_tokens(tokenizer: Any) -> list[str]:
+    """The grammar's tokens the tokenizer does not know, summarised per family (first and last missing)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    missing: list[str] = []
+
+    def unknown(names: list[str]) -> list[str]:
+        ids = tokenizer.convert_tokens_to_ids(names)
+        return [n for n, i in zip(names, ids) if i is None or i == unk or i < 0]
+
+    for fmt, count in _GRAMMAR_TOKENS:
+        lost = unknown([fmt.format(i) for i in range(count)])
+        if len(lost) == 1:
+            missing.append(lost[0])
+        elif lost:
+            missing.append(f"{len(lost)} of the {count} {fmt.format('N')} tokens ({lost[0]} ... {lost[-1]})")
+    missing += unknown(list(_NAMED_TOKENS))
+    if getattr(tokenizer, "eos_token_id", None) is None:
+        missing.append("the end-of-sequence token (eos_token, <|im_end|> in the release)")
+    return missing
+
+
 def _check_tokenizer(tokenizer: Any, model: Any, path: Path) -> None:
-    """Every required Spark-TTS token is one known id below the model's vocabulary size."""
+    """The tokenizer round-trips text, knows every grammar token, and fits the model's vocabulary."""
+    try:
+        ids = tokenizer.encode(ROUND_TRIP_TEXT, add_special_tokens=False)
+        back = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    except Exception as exc:  # a broken vocabulary can fail inside the Rust or Python tokenizer
+        ids, back = [], f"<error: {type(exc).__name__}: {exc}>"
+    if back != ROUND_TRIP_TEXT:
+        raise CheckpointError(
+            f"{path}: the tokenizer does not round-trip text: {ROUND_TRIP_TEXT!r} encodes to {len(ids)} ids and "
+            f"decodes to {back!r}, so every text would be spoken as the same sound. Its vocabulary is missing or "
+            f"broken (no tokenizer.json?). {_FIX}"
+        )
+    missing = _missing_tokens(tokenizer)
+    if missing:
+        raise CheckpointError(
+            f"{path}: the tokenizer lacks Spark-TTS tokens that prompts and generation need: {'; '.join(missing)}. "
+            f"This is not a Spark-TTS LLM directory (its tokenizer adds the BiCodec and control tokens), or its "
+            f"tokenizer files are incomplete. {_FIX}"
+        )
     vocab_size = int(model.get_input_embeddings().weight.shape[0])
     unk = getattr(tokenizer, "unk_token_id", None)
     for tok in _REQUIRED_TOKENS:
@@ -152,4 +223,14 @@ def _check_tokenizer(tokenizer: Any, model: Any, path: Path) -> None:
             raise CheckpointError(
                 f"{path}: token {tok} has id {ids[0]} but the model's vocabulary has {vocab_size} rows; the "
                 "tokenizer and model.safetensors come from different checkpoints."
+            )
+
+
+def _check_finite(model: Any, path: Path) -> None:
+    """Refuse NaN / inf weights now rather than as a RuntimeError from torch.multinomial mid-generation."""
+    for name, param in model.named_parameters():
+        if torch.is_floating_point(param) and not bool(torch.isfinite(param).all()):
+            raise CheckpointError(
+                f"{path}: weight {name} contains NaN or inf values; model.safetensors is corrupt. Download the "
+                "release's LLM/model.safetensors again."
             )

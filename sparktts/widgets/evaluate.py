@@ -155,7 +155,8 @@ class EvaluatePanel(Panel):
             config = self.config()
             out_dir = (Path(self.out_dir.value.strip()) if self.out_dir.value.strip()
                        else _new_run_dir(self.out_root, Path(self.list.value).stem))
-            done = ResultsFile(out_dir / RESULTS_FILE).done if (out_dir / RESULTS_FILE).exists() else set()
+            done = (ResultsFile(out_dir / RESULTS_FILE, read_only=True).done if (out_dir / RESULTS_FILE).exists()
+                    else set())
             self.progress.max = max(1, len(items))
             self.progress.value = sum(it.utt in done for it in items)
             self.progress.bar_style = "info"
