@@ -100,22 +100,18 @@ def test_rerun_of_a_finished_folder_does_nothing(prepared, tiny_release: Path) -
     assert (again.new, again.done_before, again.accepted, again.errors) == (0, 6, 4, 2)
 
 
-def test_manifest_errors_name_the_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text, message", [
+    ('{"audio": "a.wav", "text": "hi"}\n\n{"audio": "b.wav"}\n', r"line 3: no 'text' field"),
+    ('{"text": "hi"}\n', r"line 1: no 'audio' field"),
+    ('{"audio": "a.wav", "text": "hi", "gender": "robot"}\n', r"line 1: gender 'robot'"),
+    ('{"audio": "a.wav", "text": "hi", "id": "x"}\n{"audio": "b.wav", "text": "ho", "id": "x"}\n',
+     r"line 2: clip id 'x' already used on line 1"),
+    ("not json\n", r"line 1: not valid JSON"),
+])
+def test_manifest_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:
     m = tmp_path / "m.jsonl"
-    m.write_text('{"audio": "a.wav", "text": "hi"}\n\n{"audio": "b.wav"}\n')
-    with pytest.raises(DataError, match=r"line 3: no 'text' field"):
-        read_manifest(m)
-    m.write_text('{"text": "hi"}\n')
-    with pytest.raises(DataError, match=r"line 1: no 'audio' field"):
-        read_manifest(m)
-    m.write_text('{"audio": "a.wav", "text": "hi", "gender": "robot"}\n')
-    with pytest.raises(DataError, match=r"line 1: gender 'robot'"):
-        read_manifest(m)
-    m.write_text('{"audio": "a.wav", "text": "hi", "id": "x"}\n{"audio": "b.wav", "text": "ho", "id": "x"}\n')
-    with pytest.raises(DataError, match=r"line 2: clip id 'x' already used on line 1"):
-        read_manifest(m)
-    m.write_text("not json\n")
-    with pytest.raises(DataError, match=r"line 1: not valid JSON"):
+    m.write_text(text)
+    with pytest.raises(DataError, match=message):
         read_manifest(m)
 
 
