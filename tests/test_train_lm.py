@@ -222,3 +222,22 @@ def test_config_errors(tmp_path: Path, reference_run: Path, examples, tokenizer,
         train_lm(tiny(), data_dir, blocker / "run", device="cpu")
     with pytest.raises(TrainingError, match="already holds a training run"):
         train_lm(tiny(), data_dir, reference_run, device="cpu")
+
+
+def test_cli_prepare_train_resume_export(tiny_release: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("sparktts.train.codec.trainer")  # the CLI builds every training command's parser
+    from sparktts.cli import main
+
+    manifest = write_clips(tmp_path / "clips", 4)
+    data, run, out = tmp_path / "data", tmp_path / "run", tmp_path / "release"
+    assert main(["prepare", str(manifest), "--model_dir", str(tiny_release), "--out", str(data),
+                 "--device", "cpu", "--no_progress"]) == 0
+    assert "4 clips, 2 skipped" in capsys.readouterr().out
+    common = ["train", "lm", "--config", "tiny", "--data", str(data), "--out", str(run), "--device", "cpu"]
+    assert main([*common, "--max-steps", "1"]) == 0
+    assert main([*common, "--max-steps", "2", "--resume"]) == 0
+    assert pd.read_csv(run / "metrics.csv")["step"].tolist() == [1, 2]
+    assert main(["export", str(run), "--out", str(out)]) == 0
+    assert (out / "LLM" / "model.safetensors").is_file()
+    assert main([*common]) == 2  # a second fresh run into the same folder
+    assert "already holds a training run" in capsys.readouterr().err
