@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ...checkpoint import read_state_dict
+from ...checkpoint import quiet_transformers_loading, read_state_dict
 from ...codec.layers import weight_norm_state_dict
 from ...codec.tokenizer import W2V_DIR
 from ..config import from_dict
@@ -104,6 +104,7 @@ def _save_joint_wav2vec2(stage, folder: Path) -> None:
     missing, unexpected = model.load_state_dict(stage.model.state_dict(), strict=False)
     if unexpected or any(not k.startswith("encoder.layer_norm.") for k in missing):
         raise TrainingError(f"wav2vec2 export: unexpected {unexpected}, missing {missing}.")
-    model.save_pretrained(str(folder), safe_serialization=True)
+    with quiet_transformers_loading():  # no progress bar for one small file
+        model.save_pretrained(str(folder), safe_serialization=True)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
                              return_attention_mask=True).save_pretrained(str(folder))

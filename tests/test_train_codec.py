@@ -1,0 +1,281 @@
+"""BiCodec training on the tiny preset: model seams, one step, exact resume, 2 processes, export, errors.
+
+Everything runs on CPU with 1 s segments and a handful of steps; speed is measured in
+``benchmarks/train_codec.py``, never here.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import yaml
+
+pytest.importorskip("accelerate")
+
+from sparktts import BiCodec, BiCodecTokenizer, CheckpointError, ConfigError  # noqa: E402
+from sparktts.codec.fsq import FSQ  # noqa: E402
+from sparktts.codec.layers import add_weight_norm, remove_weight_norm, weight_norm_state_dict  # noqa: E402
+from sparktts.codec.quantize import FactorizedVectorQuantize  # noqa: E402
+from sparktts.config import QuantizerConfig  # noqa: E402
+from sparktts.testing import bicodec_config, random_bicodec  # noqa: E402
+from sparktts.train.codec import load_codec_config, train_codec  # noqa: E402
+from sparktts.train.codec.export import export  # noqa: E402
+from sparktts.train.codec.trainer import CodecTrainer, make_accelerator  # noqa: E402
+from sparktts.train.run import TrainingError, prepare_run_dir  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# Short runs: every step is logged, checkpoints every 2 steps.
+FAST = {"log_every": 1, "checkpoint_every": 2, "max_steps": 6}
+
+
+def tiny(**overrides):
+    return load_codec_config("tiny", overrides={**FAST, **overrides})
+
+
+def rows(run_dir: Path) -> list[dict[str, float]]:
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """Three voiced-like clips (shorter and longer than the segment), a non-audio file and a silent one."""
+    d = tmp_path_factory.mktemp("codec_data")
+    rng = np.random.default_rng(0)
+    lines = []
+    for i, (sec, f0) in enumerate([(1.6, 140.0), (2.5, 220.0), (0.8, 180.0)]):
+        t = np.arange(int(sec * 16000)) / 16000
+        wav = 0.3 * np.sin(2 * np.pi * f0 * t + 3 * np.sin(2 * np.pi * 2 * t)) * (0.6 + 0.4 * np.sin(6 * np.pi * t))
+        soundfile.write(d / f"c{i}.wav", (wav + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 16000)
+        lines.append({"audio": f"c{i}.wav", "text": "x", "speaker": f"s{i}", "lang": "en"})
+    (d / "broken.wav").write_text("not audio")
+    soundfile.write(d / "silent.wav", np.zeros(16000, np.float32), 16000)
+    lines += [{"audio": "broken.wav", "text": "x"}, {"audio": "silent.wav", "text": "x"}]
+    (d / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return d
+
+
+def fixed_batch(data_dir: Path, cfg) -> dict[str, torch.Tensor]:
+    from sparktts.train.codec.data import SegmentDataset, SkipLog, read_clips
+
+    ds = SegmentDataset(read_clips(data_dir / "manifest.jsonl", SkipLog(None)), cfg.data, 0, 320, SkipLog(None))
+    items = [ds[i] for i in range(cfg.data.batch_size)]
+    return {k: torch.stack([x[k] for x in items]) for k in items[0]}
+
+
+# -- model seams ------------------------------------------------------------------------------------
+
+
+def test_weight_norm_parametrisation_keeps_outputs_and_released_names():
+    model = random_bicodec(bicodec_config("tiny"), seed=3)
+    ids = torch.randint(0, 128, (1, 20))
+    from sparktts import BiCodecTokens
+
+    tokens = BiCodecTokens(torch.randint(0, 4096, (1, 32)), ids)
+    before = model.decode(tokens)
+    add_weight_norm(model)
+    torch.testing.assert_close(model.decode(tokens), before, rtol=0, atol=1e-6)
+    sd = weight_norm_state_dict(model)
+    assert "decoder.model.0.weight_g" in sd and "decoder.model.0.weight_v" in sd
+    assert not any("parametrizations" in k for k in sd)
+    reloaded = BiCodec(bicodec_config("tiny"))
+    reloaded.load_released_state_dict(sd)  # strict
+    assert torch.equal(reloaded.eval().decode(tokens), model.eval().decode(tokens))
+    remove_weight_norm(model)
+    torch.testing.assert_close(model.decode(tokens), before, rtol=0, atol=1e-6)
+
+
+def test_release_dimensions_export_the_released_keys(reference_dir):
+    man = json.loads((reference_dir / "manifest_release.json").read_text())
+    expected = {e["key"]: tuple(e["shape"]) for e in man["entries"] if not e["absent_in_released_file"]}
+    with torch.device("meta"):
+        model = add_weight_norm(BiCodec(load_codec_config("release").bicodec()))
+    assert {k: tuple(v.shape) for k, v in weight_norm_state_dict(model).items()} == expected
+
+
+def test_fsq_straight_through_keeps_ids_and_passes_gradients():
+    fsq = FSQ((4, 4, 4, 4, 4, 4))
+    z = torch.randn(3, 5, 6, requires_grad=True)
+    codes, ids = fsq(z)
+    with torch.no_grad():
+        hard_codes, hard_ids = fsq(z)
+    assert torch.equal(ids, hard_ids) and torch.allclose(codes, hard_codes, atol=1e-6)
+    codes.sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_factorized_vq_losses_straight_through_and_dead_code_reset():
+    cfg = QuantizerConfig(input_dim=16, codebook_size=32, codebook_dim=4, commitment=0.25,
+                          codebook_loss_weight=2.0, threshold_ema_dead_code=0.2)
+    vq = FactorizedVectorQuantize(cfg).train()
+    z = torch.randn(2, 16, 40, requires_grad=True)
+    book_before = vq.codebook.weight.detach().clone()
+    out = vq(z)
+    # Every code was unused (zero usage): all were reset to frames of this batch before the search.
+    assert not torch.equal(vq.codebook.weight, book_before)
+    assert torch.equal(out.ids, vq.tokenize(z.detach()))
+    torch.testing.assert_close(out.loss, 0.25 * out.commitment_loss + 2.0 * out.codebook_loss)
+    out.z_q.sum().backward(retain_graph=True)
+    assert z.grad.abs().sum() > 0  # straight through to the encoder
+    out.loss.backward()
+    assert vq.codebook.weight.grad.abs().sum() > 0
+    used = vq.cluster_size > 0.2
+    assert used.sum() == torch.unique(out.ids).numel()
+    vq.eval()
+    with torch.no_grad():
+        book = vq.codebook.weight.clone()
+        vq(z)
+    assert torch.equal(vq.codebook.weight, book)  # inference never touches the codebook
+
+
+# -- configs ----------------------------------------------------------------------------------------
+
+
+def test_presets_resolve_with_dimensions():
+    for name in ("tiny", "small", "release"):
+        cfg = load_codec_config(name)
+        assert "audio_tokenizer" in cfg.model and cfg.bicodec().hop_length == 320
+    assert load_codec_config("tiny").bicodec() == bicodec_config("tiny")
+    release = load_codec_config("release")
+    assert release.bicodec() == bicodec_config("full") and release.optim.betas == (0.8, 0.9)
+    assert (release.loss.mel, release.loss.feature, release.loss.vq, release.loss.adversarial,
+            release.loss.feature_matching) == (15.0, 1.0, 1.0, 1.0, 2.0)
+    assert release.discriminator.periods == (2, 3, 5, 7, 11)
+    assert (release.data.segment_seconds, release.data.ref_seconds) == (2.4, 6.0)
+
+
+def _model_with_unknown_key() -> str:
+    model = bicodec_config("tiny").to_dict()
+    model["audio_tokenizer"]["encoder"]["bogus"] = 1
+    return yaml.safe_dump({"model": model})
+
+
+@pytest.mark.parametrize("text, named", [
+    ("model: tiny\noptim: {lrr: 0.1}\n", "lrr"),
+    ("model: tiny\nspeed_up: true\n", "speed_up"),
+    (_model_with_unknown_key(), "bogus"),
+])
+def test_unknown_config_key_is_named(tmp_path, text, named):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=named):
+        load_codec_config(path)
+
+
+# -- training ---------------------------------------------------------------------------------------
+
+
+def test_one_step_lowers_the_loss_and_export_reloads_with_identical_tokens(tmp_path, data_dir):
+    cfg = tiny()
+    acc = make_accelerator(cfg, "cpu")
+    trainer = CodecTrainer(cfg, acc)
+    batch = fixed_batch(data_dir, cfg)
+    before = trainer.generator_losses(batch)
+    trainer.train_step([batch], step=0)
+    after = trainer.generator_losses(batch)
+    assert after["generator"] < before["generator"], (before, after)
+
+    run = prepare_run_dir(tmp_path / "run", "codec", cfg, {}, resume=False)
+    trainer.save(run, 1)
+    release = export(run, tmp_path / "release")
+    assert {p.name for p in release.iterdir()} == {"config.yaml", "BiCodec", "wav2vec2-large-xlsr-53"}
+    assert not list(tmp_path.glob(".release*"))  # the temporary folder is gone
+    loaded = BiCodec.from_pretrained(release)  # strict
+    trained = trainer.codec.eval()
+    with torch.no_grad():
+        stage = trainer.acc.unwrap_model(trainer.gen).features.eval()
+        feats = stage(stage.aligned_input(batch["wav"]))
+    t_trained, t_loaded = trained.encode(batch["ref_wav"], feats), loaded.encode(batch["ref_wav"], feats)
+    assert torch.equal(t_trained.semantic_ids, t_loaded.semantic_ids)
+    assert torch.equal(t_trained.global_ids, t_loaded.global_ids)
+    assert torch.equal(trained.decode(t_trained), loaded.decode(t_loaded))
+    # The whole inference pipeline (with the exported jointly trained wav2vec2) loads it too.
+    g, s = BiCodecTokenizer.from_pretrained(release, device="cpu").tokenize(data_dir / "c1.wav")
+    assert g.shape == (1, 1, 32) and s.shape[0] == 1
+    with pytest.raises(TrainingError, match="not empty"):
+        export(run, release)
+
+
+def test_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data_dir, tiny_codec_release):
+    cfg = tiny(max_steps=4, speaker_start_step=1)
+    straight = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "a", device="cpu", init=tiny_codec_release)
+    first = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "b", max_steps=2, device="cpu",
+                        init=tiny_codec_release)
+    assert [r["step"] for r in rows(first)] == [1, 2]
+    resumed = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "b", resume=True, device="cpu")
+    a, b = rows(straight), rows(resumed)
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    for ra, rb in zip(a, b):
+        for key in ("generator", "mel", "discriminator", "vq", "feature", "lr"):
+            assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-7), (ra["step"], key)
+    assert sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
+    assert (tmp_path / "a" / "tensorboard").is_dir()
+    skipped = [json.loads(x)["audio"] for x in (tmp_path / "a" / "skipped.jsonl").read_text().splitlines()]
+    assert any(s.endswith("broken.wav") for s in skipped)
+
+
+def test_two_processes_gloo_loss_falls(tmp_path, data_dir):
+    cfg_path = tmp_path / "tiny.yaml"
+    data = yaml.safe_load((ROOT / "sparktts/train/presets/codec/tiny.yaml").read_text())
+    data.update(max_steps=8, checkpoint_every=8, log_every=1, discriminator={**data["discriminator"], "start_step": 4})
+    cfg_path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sparktts.cli",
+           "train", "codec", "--config", str(cfg_path), "--data", str(data_dir / "manifest.jsonl"),
+           "--out", str(tmp_path / "run"), "--device", "cpu"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = rows(tmp_path / "run")
+    assert [r["step"] for r in got] == list(range(1, 9))
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["num_processes"] == 2
+    # Before the adversarial start (step 5) the generator loss is reconstruction only: it must fall.
+    assert got[3]["generator"] < got[0]["generator"]
+    assert got[3]["mel"] < got[0]["mel"]
+
+
+# -- bad input --------------------------------------------------------------------------------------
+
+
+def test_unwritable_out_names_the_fix(tmp_path, data_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(TrainingError, match="writable --out"):
+        train_codec(tiny(), data_dir / "manifest.jsonl", blocker / "run", device="cpu")
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path, data_dir, tiny_codec_release):
+    small_model = load_codec_config("small").model
+    other = dataclasses.replace(tiny(), model=small_model, wav2vec2=load_codec_config("small").wav2vec2)
+    with pytest.raises(CheckpointError, match="wrong shapes"):
+        train_codec(other, data_dir / "manifest.jsonl", tmp_path / "init", init=tiny_codec_release, device="cpu")
+    run = train_codec(tiny(max_steps=1), data_dir / "manifest.jsonl", tmp_path / "run", device="cpu")
+    with pytest.raises(ConfigError, match="--resume with a config that differs"):
+        train_codec(tiny(max_steps=1, seed=5), data_dir / "manifest.jsonl", run, resume=True, device="cpu")
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        train_codec(tiny(max_steps=1), data_dir / "manifest.jsonl", run, device="cpu")
+
+
+def test_unreadable_clips_are_recorded_and_skipped(tmp_path, data_dir):
+    from sparktts.train.codec.data import SegmentDataset, SkipLog, read_clips
+
+    log = tmp_path / "skipped.jsonl"
+    clips = read_clips(data_dir / "manifest.jsonl", SkipLog(log))
+    assert not any(c.endswith("broken.wav") for c in clips)  # header unreadable: dropped up front
+    ds = SegmentDataset(clips, tiny().data, 0, 320, SkipLog(log))
+    for i in range(12):  # the silent clip passes the header check and fails on load
+        item = ds[i]
+        assert item["wav"].shape == (16000,) and item["ref_wav"].shape == (32000,)
+    errors = {Path(json.loads(x)["audio"]).name: json.loads(x)["error"] for x in log.read_text().splitlines()}
+    assert set(errors) == {"broken.wav", "silent.wav"} and "silent" in errors["silent.wav"]
+    with pytest.raises(TrainingError, match="prepare"):
+        train_codec(tiny(), tmp_path, tmp_path / "run", device="cpu")  # a folder without clips.jsonl
