@@ -116,6 +116,37 @@ def global_tokens_figure(global_ids: np.ndarray, labels: Sequence[str] | None = 
     return fig
 
 
+def training_curves(metrics, columns: Sequence[str] | None = None, title: str = "") -> Figure:
+    """Loss curves of a training run: one panel per loss, the learning rate in the last.
+
+    ``metrics`` is the DataFrame of a run's ``metrics.csv`` (``sparktts.train.run.read_metrics``) or
+    anything with a ``step`` column. ``columns`` picks the losses (default: every column but ``step``,
+    ``lr`` and ``seconds``). Losses with several orders of magnitude of range get a log axis.
+    """
+    skip = {"step", "lr", "seconds"}
+    names = list(columns) if columns is not None else [c for c in metrics.columns if c not in skip]
+    panels = names + (["lr"] if "lr" in metrics.columns else [])
+    cols = min(3, max(1, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(4 * cols, 2.4 * rows), constrained_layout=True)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+    steps = np.asarray(metrics["step"])
+    for ax, name in zip(axes, panels):
+        values = np.asarray(metrics[name], dtype=float)
+        ax.plot(steps, values, lw=1.2, color="#b42318" if name == "lr" else "#1f4e79")
+        finite = values[np.isfinite(values)]
+        if name != "lr" and len(finite) and finite.min() > 0 and finite.max() / finite.min() > 30:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
