@@ -177,6 +177,22 @@ def test_two_gloo_processes_give_the_losses_of_one(reference_run: Path, data_dir
     np.testing.assert_allclose(losses(run), losses(reference_run), rtol=1e-5)
 
 
+def test_fine_tune_starts_from_the_release_weights(tiny_release: Path, data_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = train_lm(tiny(), data_dir, tmp_path / "ft", init=tiny_release, max_steps=1, device="cpu")
+    assert json.loads((run / "run.json").read_text())["init"] == str(tiny_release.resolve())
+    assert (run / "base" / "tokenizer.json").read_bytes() == (tiny_release / "LLM" / "tokenizer.json").read_bytes()
+    # The first logged loss is the release model's own loss on the first batch.
+    from sparktts.data import read_tokenized
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_release / "LLM"))
+    ex, _ = build_examples(read_tokenized(data_dir), tok, ("clone", "create"), 512, 32)
+    release = AutoModelForCausalLM.from_pretrained(str(tiny_release / "LLM"))
+    trainer = LMTrainer(tiny(), ex, release, tok.pad_token_id, device="cpu")
+    assert losses(run)[0] == pytest.approx(trainer.loss(trainer.global_batch(0)), rel=1e-5)
+
+
 def test_export_loads_in_sparktts_and_generates(reference_run: Path, tmp_path: Path) -> None:
     from sparktts import SparkTTS
     from sparktts.train.export import export_run
