@@ -310,6 +310,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
+    """``sparktts prepare``: prepare, print the report line."""
     report = prepare(args.manifest, args.model_dir, args.out, batch_size=args.batch_size, device=args.device,
                      labels=not args.no_labels, f0_method=args.f0_method,
                      progress=False if args.no_progress else None)

@@ -64,6 +64,7 @@ class TokenizedClip:
 
 
 def shard_path(data_dir: Path, index: int) -> Path:
+    """Path of shard number ``index`` of a data folder."""
     return data_dir / TOKENS_DIR / f"shard-{index:05d}.safetensors"
 
 

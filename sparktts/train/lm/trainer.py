@@ -140,6 +140,7 @@ def build_model(base: Path, cfg: LMTrainConfig, init: str | None) -> Any:
 
 
 def wrap_lora(model: Any, cfg: LMTrainConfig) -> Any:
+    """``model`` with ``cfg.lora``'s adapters (only they train); the exporter merges them back."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -417,5 +418,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
+    """``sparktts train lm``: train, print the run directory."""
     return str(train_lm(args.config, args.data, args.out, init=args.init, max_steps=args.max_steps,
                         resume=args.resume, device=args.device, lora=args.lora))
