@@ -243,6 +243,19 @@ def test_two_processes_gloo_loss_falls(tmp_path, data_dir):
     assert got[3]["mel"] < got[0]["mel"]
 
 
+def test_frozen_release_wav2vec2_and_init_from_a_release(tmp_path, data_dir, tiny_codec_release):
+    """The released recipe: wav2vec2 frozen from a release, BiCodec started from that release's weights."""
+    from sparktts.train.codec.config import FeatureModelConfig
+
+    cfg = dataclasses.replace(tiny(max_steps=1), wav2vec2=FeatureModelConfig(pretrained=str(tiny_codec_release)))
+    run = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "run", init=tiny_codec_release, device="cpu")
+    release = export(run, tmp_path / "release")
+    w2v = "wav2vec2-large-xlsr-53/model.safetensors"
+    assert (release / w2v).read_bytes() == (tiny_codec_release / w2v).read_bytes()
+    g, s = BiCodecTokenizer.from_pretrained(release, device="cpu").tokenize(data_dir / "c1.wav")
+    assert g.shape == (1, 1, 32)
+
+
 # -- bad input --------------------------------------------------------------------------------------
 
 
@@ -279,3 +292,9 @@ def test_unreadable_clips_are_recorded_and_skipped(tmp_path, data_dir):
     assert set(errors) == {"broken.wav", "silent.wav"} and "silent" in errors["silent.wav"]
     with pytest.raises(TrainingError, match="prepare"):
         train_codec(tiny(), tmp_path, tmp_path / "run", device="cpu")  # a folder without clips.jsonl
+    # A folder written by `sparktts prepare`: clips.jsonl with absolute paths and ids.
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "clips.jsonl").write_text(json.dumps({"id": "c0", "audio": str(data_dir / "c0.wav"),
+                                                      "duration": 1.6}) + "\n")
+    assert read_clips(prepared, SkipLog(None)) == [str(data_dir / "c0.wav")]

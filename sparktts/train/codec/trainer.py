@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from ...checkpoint import read_state_dict
 from ...codec.bicodec import BiCodec, CodecOutput
 from ...codec.layers import add_weight_norm
-from ...errors import CheckpointError
+from ...errors import CheckpointError, ConfigError
 from ..config import to_dict
 from ..run import MetricsLogger, TrainingError, prepare_run_dir
 from .config import CodecTrainConfig, load_codec_config
@@ -132,6 +132,9 @@ class CodecTrainer:
         self.frozen = None if cfg.wav2vec2.trainable else stage.to(accelerator.device).eval()
         disc = Discriminator(cfg.discriminator)
         if cfg.sync_batchnorm and accelerator.num_processes > 1:
+            if accelerator.device.type == "cpu":
+                raise ConfigError("sync_batchnorm: torch.nn.SyncBatchNorm runs on GPUs only; set it to false "
+                                  "for CPU (gloo) training.")
             gen = nn.SyncBatchNorm.convert_sync_batchnorm(gen)
         o = cfg.optim
         opt_g = torch.optim.AdamW(gen.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
@@ -373,5 +376,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    return str(train_codec(args.config, args.data, args.out, max_steps=args.max_steps, resume=args.resume,
-                           init=getattr(args, "init", None), device=getattr(args, "device", None)))
+    run_dir = train_codec(args.config, args.data, args.out, max_steps=args.max_steps, resume=args.resume,
+                          init=getattr(args, "init", None), device=getattr(args, "device", None))
+    # Under torchrun / accelerate launch only the main process reports the run directory.
+    return str(run_dir) if int(os.environ.get("RANK", "0")) == 0 else ""
