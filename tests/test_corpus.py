@@ -216,3 +216,25 @@ def test_synthesize_is_16k_and_trimmed():
     assert y.dtype == np.float32 and 0.5 < len(y) / mc.SR < 3
     lead = np.flatnonzero(np.abs(y) > 0.01 * np.abs(y).max())[0] / mc.SR
     assert lead == pytest.approx(0.1, abs=0.01)
+
+
+def test_committed_calibration_covers_every_voice():
+    cal = mc.load_calibration()
+    assert set(cal["voices"]) == set(mc.VOICES)
+    for voice, c in cal["voices"].items():
+        assert c["gender"] == mc.VOICES[voice]
+        for key in ("mel", "sps", "sps_g"):
+            assert all(np.isfinite(c[key])), (voice, key)
+        assert c["mel"] == sorted(c["mel"]) and c["sps"] == sorted(c["sps"])
+        assert c["sps_g"] == sorted(c["sps_g"], reverse=True)
+        assert len(mc.reachable_levels(cal, voice)) >= 3, voice  # m1/m4 stop below "high", f3 above very_low
+    for g in mc.GENDERS:  # every level has at least two voices of each gender
+        for lvl in mc.LEVELS:
+            assert sum(lvl in mc.reachable_levels(cal, v) for v in cal["voices"] if mc.VOICES[v] == g) >= 2
+
+
+def test_plan_only_cli(tmp_path, capsys):
+    assert mc.main(["--out", str(tmp_path), "--n", "30", "--heldout", "10", "--plan-only"]) == 0
+    rows = _jsonl(tmp_path / "plan.jsonl")
+    assert len(rows) == 40 and [p.name for p in tmp_path.iterdir()] == ["plan.jsonl"]
+    assert json.loads(capsys.readouterr().out)["train"] == 30
