@@ -215,9 +215,9 @@ def test_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data_dir, tin
     resumed = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "b", resume=True, device="cpu")
     a, b = rows(straight), rows(resumed)
     assert [r["step"] for r in b] == [1, 2, 3, 4]
-    for ra, rb in zip(a, b):
-        for key in ("generator", "mel", "discriminator", "vq", "feature", "lr"):
-            assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-7), (ra["step"], key)
+    for ra, rb in zip(a, b):  # the same float32 computation on the same thread count: equal, not close
+        for key in ("generator", "mel", "discriminator", "vq", "feature", "codes_used", "lr"):
+            assert ra[key] == rb[key], (ra["step"], key)
     assert sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
     assert (tmp_path / "a" / "tensorboard").is_dir()
     skipped = [json.loads(x)["audio"] for x in (tmp_path / "a" / "skipped.jsonl").read_text().splitlines()]
@@ -254,6 +254,13 @@ def test_frozen_release_wav2vec2_and_init_from_a_release(tmp_path, data_dir, tin
     assert (release / w2v).read_bytes() == (tiny_codec_release / w2v).read_bytes()
     g, s = BiCodecTokenizer.from_pretrained(release, device="cpu").tokenize(data_dir / "c1.wav")
     assert g.shape == (1, 1, 32)
+
+
+def test_gradient_accumulation_and_bf16_autocast_run(tmp_path, data_dir):
+    cfg = tiny(max_steps=2, grad_accum_steps=2, mixed_precision="bf16", checkpoint_every=2)
+    run = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "run", device="cpu")
+    got = rows(run)
+    assert [r["step"] for r in got] == [1, 2] and all(np.isfinite(list(r.values())).all() for r in got)
 
 
 # -- bad input --------------------------------------------------------------------------------------
