@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
+ADVERSARIAL_METRICS = ("discriminator", "adversarial", "feature_matching", "grad_norm_d")
 
 
 class CodecTrainModel(nn.Module):
@@ -165,7 +166,7 @@ class CodecTrainer:
         ref = batch["ref_wav"].to(self.acc.device)
         feats = None
         if self.frozen is not None:
-            with torch.no_grad():
+            with torch.no_grad(), self.acc.autocast():  # the frozen stage runs in the run's precision too
                 feats = self.frozen(self.frozen.aligned_input(wav))
         return wav, ref, feats
 
@@ -244,6 +245,10 @@ class CodecTrainer:
         self.sched_d.step()
         means = {k: v / n for k, v in sums.items()}
         means.update({k: torch.as_tensor(v, device=acc.device).float() for k, v in norms.items()})
+        # The columns of metrics.csv are fixed by its first row: the adversarial terms are logged as 0
+        # until the discriminators start.
+        for k in ADVERSARIAL_METRICS:
+            means.setdefault(k, torch.zeros((), device=acc.device))
         names = sorted(means)
         values = acc.reduce(torch.stack([means[k] for k in names]), reduction="mean")
         metrics = dict(zip(names, values.tolist()))
@@ -364,8 +369,7 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
                 logger.log(step, metrics)
                 if acc.is_main_process:
                     log.info("step %d: generator %.4g, mel %.4g, discriminator %.4g, codes used %d", step,
-                             metrics["generator"], metrics["mel"], metrics.get("discriminator", float("nan")),
-                             metrics["codes_used"])
+                             metrics["generator"], metrics["mel"], metrics["discriminator"], metrics["codes_used"])
             if step % cfg.checkpoint_every == 0 or step == stop:
                 trainer.save(run_dir, step)
                 saved = step
