@@ -62,7 +62,10 @@ class FeatureStage(nn.Module):
         if len(model.encoder.layers) != max(MIX_LAYERS):
             raise ConfigError(f"wav2vec2.num_hidden_layers: the feature stage mixes hidden states {MIX_LAYERS}, "
                               f"so it needs exactly {max(MIX_LAYERS)} layers, not {len(model.encoder.layers)}.")
-        model.encoder.layer_norm = nn.Identity()  # as the inference loader: hidden 16 before the final norm
+        if model.config.do_stable_layer_norm:
+            # As the inference loader: with stable LayerNorm the final norm follows the last layer, and
+            # hidden state 16 of the released model is taken before it.
+            model.encoder.layer_norm = nn.Identity()
         kernels, strides = model.config.conv_kernel, model.config.conv_stride
         field, hop = 1, 1
         for k, s in zip(kernels, strides):

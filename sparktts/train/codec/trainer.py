@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from ...checkpoint import read_state_dict
 from ...codec.bicodec import BiCodec, CodecOutput
 from ...codec.layers import add_weight_norm
+from ...codec.vocos import VocosBackbone
 from ...errors import CheckpointError, ConfigError
 from ..config import to_dict
 from ..run import MetricsLogger, TrainingError, prepare_run_dir
@@ -77,10 +78,37 @@ class CodecTrainModel(nn.Module):
         return self.codec(feats, ref_wav, use_speaker=use_speaker)
 
 
+def initialise(codec: BiCodec) -> BiCodec:
+    """Initialisation for training from scratch, as vocos and DAC do it (the speaker encoder keeps torch's).
+
+    ConvNeXt backbones (encoder, prenet, postnet): conv and linear weights from a truncated normal
+    (std 0.02), zero biases, layer scale ``1 / num_layers`` (so a deep residual stack starts near the
+    identity); the wave generator: the same for its convolutions.
+    """
+    def normal_(module: nn.Module, types: tuple[type, ...]) -> None:
+        for m in module.modules():
+            if isinstance(m, types):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    with torch.no_grad():
+        for part in (codec.encoder, codec.prenet, codec.postnet):
+            normal_(part, (nn.Conv1d, nn.Linear))
+            for backbone in part.modules():
+                if isinstance(backbone, VocosBackbone):
+                    for block in backbone.convnext:
+                        block.gamma.fill_(1.0 / len(backbone.convnext))
+        normal_(codec.decoder, (nn.Conv1d,))
+    return codec
+
+
 def build_codec(cfg: CodecTrainConfig, init: str | os.PathLike | None = None) -> BiCodec:
     """A trainable BiCodec: random weights (seeded) or a release's ``BiCodec/``, weight norm parametrised."""
     codec = BiCodec(cfg.bicodec())
-    if init is not None:
+    if init is None:
+        initialise(codec)
+    else:
         root = Path(init).expanduser()
         weights = root / "BiCodec" / "model.safetensors" if (root / "BiCodec").is_dir() else root / "model.safetensors"
         try:
