@@ -57,6 +57,7 @@ __all__ = ["SparkTTS", "Synthesis", "SynthesisStream", "chunk_text", "mel_to_hz"
 
 DEFAULT_MAX_CHARS = 150  # longer texts are split into chunks of at most this many characters
 DEFAULT_CROSSFADE_S = 0.05  # crossfade between the chunks of a long text
+MAX_CROSSFADE_S = 10.0  # longer is surely a mistake (seconds given as samples?)
 _VOICE_CACHE_SIZE = 32
 
 
@@ -290,9 +291,11 @@ def _check_text(text: Any, item: int | None = None, n: int = 1) -> str:
     return text
 
 
-def _check_number(value: Any, name: str, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value < math.inf:
-        raise ConfigError(f"{name} must be a finite number >= {minimum:g}, got {value!r}")
+def _check_number(value: Any, name: str, *, minimum: float = 0.0, maximum: float = math.inf) -> float:
+    # Comparisons, not float(): NaN fails both, and a huge int compares without overflowing.
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and minimum <= value <= maximum
+    if not ok or value in (math.inf, -math.inf):
+        raise ConfigError(f"{name} must be a finite number in [{minimum:g}, {maximum:g}], got {value!r}")
     return float(value)
 
 
@@ -388,17 +391,22 @@ class SparkTTS:
 
     @staticmethod
     def _voice_key(audio: Any, transcript: str | None, sample_rate: int | None) -> tuple[Any, ...] | None:
-        """Cache key: a file's path + size + mtime, or an array's content hash."""
+        """Cache key: a file's path + size + mtime, or an array's content hash (None: do not cache)."""
+        key: tuple[Any, ...] | None = None
         if isinstance(audio, (str, os.PathLike)):
             p = Path(audio)
             if not p.is_file():
                 return None  # let Voice.from_audio raise the clear AudioError
             st = p.stat()
-            return ("file", str(p.resolve()), st.st_size, st.st_mtime_ns, transcript)
-        if isinstance(audio, np.ndarray):
+            key = ("file", str(p.resolve()), st.st_size, st.st_mtime_ns, transcript)
+        elif isinstance(audio, np.ndarray):
             digest = hashlib.sha1(np.ascontiguousarray(audio).tobytes()).hexdigest()
-            return ("array", digest, audio.shape, str(audio.dtype), sample_rate, transcript)
-        return None
+            key = ("array", digest, audio.shape, str(audio.dtype), sample_rate, transcript)
+        try:
+            hash(key)
+        except TypeError:  # an odd sample_rate / transcript: not cached; loading then says what is wrong
+            return None
+        return key
 
     def _resolve_voice(self, prompt_audio: Any, prompt_text: str | None, voice: Any,
                        sample_rate: int | None) -> Voice:
@@ -511,7 +519,7 @@ class SparkTTS:
             prompt_audio = prompt
         texts, single = _texts(text)
         n = len(texts)
-        _check_number(crossfade_s, "crossfade_s")
+        _check_number(crossfade_s, "crossfade_s", maximum=MAX_CROSSFADE_S)
         audios = _as_list(prompt_audio, n, "prompt_audio")
         transcripts = _as_list(prompt_text, n, "prompt_text")
         voices_in = _as_list(voice, n, "voice")
@@ -569,7 +577,7 @@ class SparkTTS:
         """
         texts, single = _texts(text)
         n = len(texts)
-        _check_number(crossfade_s, "crossfade_s")
+        _check_number(crossfade_s, "crossfade_s", maximum=MAX_CROSSFADE_S)
         genders, pitches, speeds = (_as_list(gender, n, "gender"), _as_list(pitch, n, "pitch"),
                                     _as_list(speed, n, "speed"))
         cfg = self._sampling(sampling, seed, temperature=temperature, top_k=top_k, top_p=top_p,
@@ -893,7 +901,7 @@ class SparkTTS:
                              do_sample=do_sample, max_new_tokens=max_new_tokens)
         t0 = time.perf_counter()
         chunks = self._chunks(text, split, max_chars)
-        _check_number(crossfade_s, "crossfade_s")
+        _check_number(crossfade_s, "crossfade_s", maximum=MAX_CROSSFADE_S)
         _check_int(chunk_tokens, "chunk_tokens", minimum=1)
         _check_int(first_chunk_tokens, "first_chunk_tokens", minimum=1, allow_none=True)
         _check_int(left_context, "left_context", minimum=0, allow_none=True)

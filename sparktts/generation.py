@@ -37,7 +37,6 @@ same call and adds:
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import secrets
 import threading
@@ -82,6 +81,8 @@ Mode = Literal["clone", "clone_continue", "create"]
 FinishReason = Literal["stop", "length", "cancelled"]
 
 _MAX_SEED = 2**31 - 1
+MIN_TEMPERATURE = 1e-5
+MAX_TEMPERATURE = 1e6  # far past the point where sampling is uniform; inf would make every score NaN
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -113,16 +114,21 @@ class SamplingConfig:
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
             raise ConfigError(f"top_k must be an int >= 0 (0 disables it), got {self.top_k!r}")
         # bool is an int: top_p=True would silently mean 1.0 (no nucleus filtering).
-        if not _is_number(self.top_p) or not 0.0 < float(self.top_p) <= 1.0:
+        if not _is_number(self.top_p) or not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"top_p must be a number in (0, 1], got {self.top_p!r}")
-        if not _is_number(self.temperature) or not 0.0 <= float(self.temperature) < math.inf:
-            raise ConfigError(f"temperature must be a finite number > 0, got {self.temperature!r}")
-        if self.do_sample and float(self.temperature) == 0.0:
-            raise ConfigError("temperature=0 cannot sample; for deterministic output use do_sample=False")
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
+        if not _is_number(self.temperature) or not 0.0 <= self.temperature <= MAX_TEMPERATURE:
+            raise ConfigError(f"temperature must be a finite number > 0 (at most {MAX_TEMPERATURE:g}), got "
+                              f"{self.temperature!r}")
         if not isinstance(self.do_sample, bool):
             raise ConfigError(f"do_sample must be True or False, got {self.do_sample!r}")
+        if self.do_sample and float(self.temperature) == 0.0:
+            raise ConfigError("temperature=0 cannot sample; for deterministic output use do_sample=False")
+        if self.do_sample and float(self.temperature) < MIN_TEMPERATURE:
+            # Scores divided by a smaller temperature overflow float32 to inf, and inf - inf is NaN.
+            raise ConfigError(f"temperature {self.temperature!r} is too small to sample with (minimum "
+                              f"{MIN_TEMPERATURE:g}); for deterministic output use do_sample=False")
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
         if self.seed is not None and (
             isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**62
         ):
@@ -463,6 +469,14 @@ def infer_mode(prompt: str) -> Mode:
     )
 
 
+def _refuse_nan_scores(input_ids: Tensor, scores: Tensor) -> Tensor:
+    """Logits processor: NaN scores (corrupt weights) end generation with a clear error; greedy decoding would
+    otherwise pick an arbitrary token in silence, and sampling fail inside torch.multinomial."""
+    if bool(torch.isnan(scores).any()):
+        raise GenerationError(NAN_SCORES_MESSAGE)
+    return scores
+
+
 class _Cancel:
     """Stopping criterion set from another thread (a closed stream stops its generation)."""
 
@@ -596,7 +610,7 @@ class SpeechGenerator:
             raise GenerationError(f"{len(prompts)} prompts but {len(modes)} modes")
         inputs = self.encode_prompts(prompts)
         prompt_len = inputs["input_ids"].shape[1]
-        processors: list[Any] = []
+        processors: list[Any] = [_refuse_nan_scores]
         if constrained:
             processors.append(SpeechConstraint(self.grammar, modes, prompt_len))
         processors.extend(logits_processor)

@@ -20,7 +20,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sparktts.errors import SparkTTSError
 from sparktts.prompts import GENDER_MAP, LEVELS_MAP
 
 __all__ = ["build_parser", "main"]
@@ -84,10 +83,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """What can be checked before a model loads, with errors naming the flags (see sparktts.cli.inference)."""
+    from sparktts.cli.inference import check_output_dir, check_prompt_audio
+    from sparktts.errors import PromptError
+
+    if args.command in ("clone", "create") and not args.text.strip():
+        raise PromptError("--text is empty; give the words to speak")
+    if args.command == "clone":
+        if args.voice and args.prompt_text is not None:
+            raise PromptError("--prompt_text was given with --voice; a voice file carries its own transcript. Drop "
+                              "--prompt_text, or clone from --prompt_audio with it")
+        if args.prompt_text is not None and not args.prompt_text.strip():
+            raise PromptError("--prompt_text is empty; give the transcript of --prompt_audio, or drop it")
+        if args.prompt_audio:
+            check_prompt_audio(args.prompt_audio, "--prompt_audio")
+    if args.command in ("voice", "tokenize"):
+        check_prompt_audio(args.audio, "audio")
+    check_output_dir(Path(args.out).parent, "--out")
+    if getattr(args, "save_voice", None):
+        check_output_dir(Path(args.save_voice).parent, "--save_voice")
+
+
 def _run(args: argparse.Namespace) -> str:
     from sparktts.api import SparkTTS
     from sparktts.cli.inference import pick_device
 
+    _check_args(args)
+    voice = None
+    if args.command == "clone" and args.voice:
+        from sparktts.voices import Voice
+
+        voice = Voice.load(args.voice)  # a bad voice file fails before the model loads
     device = pick_device(args.device) if args.device is not None else None
     if args.command == "tokenize":
         from sparktts.codec.tokenizer import BiCodecTokenizer
@@ -105,7 +132,7 @@ def _run(args: argparse.Namespace) -> str:
     common = dict(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                   max_new_tokens=args.max_new_tokens, do_sample=not args.greedy, constrained=not args.unconstrained)
     if args.command == "clone":
-        voice = args.voice or tts.make_voice(args.prompt_audio, args.prompt_text)
+        voice = voice or tts.make_voice(args.prompt_audio, args.prompt_text)
         result = tts.clone(args.text, voice=voice, **common)
     else:
         result = tts.create(args.text, args.gender, args.pitch, args.speed, **common)
@@ -117,7 +144,7 @@ def _run(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point (``sparktts``). Returns 0, or 2 for a user error (message on stderr)."""
+    """Console entry point (``sparktts``). Returns 0, 2 for a user error (message on stderr), 130 for Ctrl-C."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "inference":
         from sparktts.cli.inference import main as inference_main
@@ -127,11 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sparktts.cli.train import main as train_main
 
         return train_main(argv)
+    from sparktts.cli.inference import run_cli
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s - %(message)s")
     args = build_parser().parse_args(argv)
-    try:
-        print(_run(args))
-    except SparkTTSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(_run, args)

@@ -6,6 +6,11 @@ Original flags: ``--text --device --save_dir --model_dir --prompt_text --prompt_
 ``--save_voice`` (write the voice used or created), ``--stream`` (write the file chunk by chunk as it is
 generated and report the time to the first chunk), ``--dtype``, ``--unconstrained``, ``--legacy_join``.
 Like the original it writes ``{save_dir}/{YYYYmmddHHMMSS}.wav``; it prints that path on stdout.
+
+The flags are checked before the model loads (the prompt clip is read, ``--save_dir`` must be writable,
+``--device`` must exist), and errors name the flag to fix. The wav is written to a hidden temporary file
+and renamed when complete (also with ``--stream``), so Ctrl-C, ``kill -9`` or a full disk never leave a
+truncated wav under the final name; Ctrl-C exits with status 130 and one line on stderr.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from sparktts.errors import SparkTTSError
+from sparktts.errors import AudioError, ConfigError, PromptError, SparkTTSError
 from sparktts.prompts import GENDER_MAP, LEVELS_MAP
 
-__all__ = ["build_parser", "main", "pick_device", "run_tts", "timestamped_path"]
+__all__ = ["build_parser", "check_output_dir", "check_prompt_audio", "main", "pick_device", "run_cli", "run_tts",
+           "timestamped_path"]
 
 log = logging.getLogger("sparktts.cli")
 
@@ -57,15 +64,76 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def pick_device(arg: str | None) -> torch.device:
-    """The original's rule for a device number: CUDA if available, else Apple MPS, else CPU."""
+    """The original's rule for a device number: CUDA if available, else Apple MPS, else CPU.
+
+    Raises:
+        ConfigError: a ``--device`` that torch does not know, or one this machine does not have.
+    """
     if arg is None or arg.isdigit():
         index = int(arg or 0)
         if torch.cuda.is_available():
+            if index >= torch.cuda.device_count():
+                raise ConfigError(f"--device {arg}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                                  f"use 0..{torch.cuda.device_count() - 1} or cpu")
             return torch.device(f"cuda:{index}")
         if torch.backends.mps.is_available():
             return torch.device(f"mps:{index}")
         return torch.device("cpu")
-    return torch.device(arg)
+    try:
+        device = torch.device(arg)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"--device {arg!r} is not a device ({exc}); use cpu, cuda, cuda:N, mps or a CUDA "
+                          "index such as 0") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {arg}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {arg}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                          f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {arg}: Apple MPS is not available on this machine; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {arg}: sparktts runs on cpu, cuda or mps, not {device.type}")
+    return device
+
+
+def check_output_dir(folder: str | os.PathLike, flag: str) -> Path:
+    """Make sure ``folder`` can take the output before the model is loaded; the error names ``flag``."""
+    from sparktts.fileio import check_writable_dir
+
+    try:
+        return check_writable_dir(folder)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {str(folder)!r} cannot be written ({exc.strerror or exc}); choose a folder you "
+                          "can write to") from None
+
+
+def check_prompt_audio(path: str, flag: str) -> None:
+    """Read the prompt clip once before the model is loaded, so a bad file fails in seconds, naming ``flag``."""
+    from sparktts.audio import load_audio
+
+    try:
+        load_audio(path)
+    except AudioError as exc:
+        raise AudioError(f"{flag}: {exc}") from None
+
+
+def run_cli(run: Any, args: argparse.Namespace) -> int:
+    """Run ``run(args)`` for a command line: print its result, or one line on stderr with the exit status
+    (2 for a user error or a file that cannot be written, 130 for Ctrl-C) instead of a traceback."""
+    try:
+        print(run(args))
+    except SparkTTSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the disk filled up while writing; the atomic write left nothing behind
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"error: {where}{exc.strerror or exc}; nothing was written there. Free space or choose another "
+              "output folder.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): stopped; no partial output file was left behind.", file=sys.stderr)
+        return 130
+    return 0
 
 
 def timestamped_path(save_dir: str | os.PathLike) -> Path:
@@ -79,26 +147,53 @@ def timestamped_path(save_dir: str | os.PathLike) -> Path:
     return path
 
 
+def _check_args(args: argparse.Namespace, creating: bool) -> None:
+    """Everything about the flags that can be checked without the model, in the flags' own names."""
+    if not args.text.strip():
+        raise PromptError("--text is empty; give the words to speak")
+    if creating:
+        missing = [f"--{n}" for n in ("gender", "pitch", "speed") if getattr(args, n) is None]
+        if missing:
+            raise PromptError(f"voice creation needs --gender, --pitch and --speed; missing {', '.join(missing)}")
+        if args.voice or args.prompt_speech_path or args.prompt_text:
+            raise PromptError("--gender/--pitch/--speed create a new voice; drop --voice / --prompt_speech_path / "
+                              "--prompt_text, or drop the labels to clone")
+        return
+    if args.voice and args.prompt_speech_path:
+        raise PromptError("give either --voice or --prompt_speech_path, not both")
+    if args.prompt_text is not None and args.voice:
+        raise PromptError("--prompt_text was given with --voice; a voice file carries its own transcript. Drop "
+                          "--prompt_text, or clone from --prompt_speech_path with it")
+    if args.prompt_text is not None and not args.prompt_speech_path:
+        raise PromptError("--prompt_text was given without prompt audio: it is the transcript of the reference "
+                          "clip, so pass the clip too (--prompt_speech_path), or drop --prompt_text")
+    if not args.voice and not args.prompt_speech_path:
+        raise PromptError("voice cloning needs a voice: pass --prompt_speech_path (a reference clip) or --voice (a "
+                          "voice JSON); to create a new voice give --gender, --pitch and --speed")
+    if args.prompt_text is not None and not args.prompt_text.strip():
+        raise PromptError("--prompt_text is empty; give the transcript of --prompt_speech_path, or drop it")
+
+
 def run_tts(args: argparse.Namespace) -> Path:
     """Synthesise per ``args`` and write the wav; returns its path."""
     import soundfile
 
     from sparktts.api import SparkTTS
-    from sparktts.errors import PromptError
+    from sparktts.fileio import atomic_write
     from sparktts.voices import Voice
 
     creating = args.gender is not None or args.pitch is not None or args.speed is not None
-    if creating and (args.voice or args.prompt_speech_path):
-        raise PromptError("--gender/--pitch/--speed create a new voice; drop --voice / --prompt_speech_path, "
-                          "or drop the labels to clone")
-    if args.voice and args.prompt_speech_path:
-        raise PromptError("give either --voice or --prompt_speech_path, not both")
-    voice = Voice.load(args.voice) if args.voice else None  # fail fast, before loading the model
-
+    _check_args(args, creating)
+    # Fail fast, before minutes of model loading: the voice file, the prompt clip, the output folders, the device.
+    voice = Voice.load(args.voice) if args.voice else None
+    if args.prompt_speech_path:
+        check_prompt_audio(args.prompt_speech_path, "--prompt_speech_path")
+    check_output_dir(args.save_dir, "--save_dir")
+    if args.save_voice:
+        check_output_dir(Path(args.save_voice).parent, "--save_voice")
     device = pick_device(args.device)
     log.info("Using model from: %s on %s", args.model_dir, device)
     tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype, quantize=args.quantize)
-    os.makedirs(args.save_dir, exist_ok=True)
     save_path = timestamped_path(args.save_dir)
     common = dict(seed=args.seed, max_new_tokens=args.max_new_tokens, constrained=not args.unconstrained)
     if not creating and voice is None:
@@ -108,12 +203,12 @@ def run_tts(args: argparse.Namespace) -> Path:
             stream = tts.stream(args.text, gender=args.gender, pitch=args.pitch, speed=args.speed, **common)
         else:
             stream = tts.stream(args.text, voice=voice, legacy_join=args.legacy_join, **common)
-        with soundfile.SoundFile(str(save_path), "w", samplerate=tts.sample_rate, channels=1,
-                                 subtype="PCM_16") as f:
+        # Chunks go to a hidden temporary file as they arrive; the wav appears under its name only when complete.
+        with stream, atomic_write(save_path) as fh, soundfile.SoundFile(
+                fh, "w", samplerate=tts.sample_rate, channels=1, subtype="PCM_16", format="WAV") as f:
             for chunk in stream:
                 f.write(chunk.clip(-1, 1))
-                f.flush()
-        result = stream.result()
+            result = stream.result()
         log.info("First audio after %.3f s", stream.timings.get("first_chunk_s", float("nan")))
     else:
         if creating:
@@ -131,16 +226,11 @@ def run_tts(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 for a user error with its message on stderr)."""
+    """Entry point; returns the exit status (0 ok, 2 for a user error with its message on stderr, 130 for
+    Ctrl-C)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(levelname)s - %(message)s")
     args = build_parser().parse_args(argv)
-    try:
-        path = run_tts(args)
-    except SparkTTSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return run_cli(run_tts, args)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from torch import Tensor
 from ..audio import AudioInput, load_audio, reference_clip
 from ..checkpoint import DEFAULT_REPO_ID, resolve_model_dir
 from ..config import AudioConfig
-from ..errors import AudioError
+from ..errors import AudioError, ConfigError
 from ..runtime import release_memory, tune_allocator
 from .bicodec import BiCodec
 from .speaker import SpeakerEncoding
@@ -39,7 +39,11 @@ def resolve_device(device: str | int | torch.device | None) -> torch.device:
         return device
     if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
         return torch.device(f"cuda:{int(device)}")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"device {device!r} is not a device ({exc}); use 'cpu', 'cuda', 'cuda:N', 'mps' or None "
+                          "(GPU when available)") from None
 
 
 @dataclass

@@ -146,7 +146,7 @@ def _sparktts_synthesizer(model_dir: Path, device: str, seed: int | None, dtype:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code (0 ok, 2 usage/model errors)."""
+    """Entry point; returns the process exit code (0 ok, 2 usage/model errors, 130 Ctrl-C)."""
     args = build_parser().parse_args(argv)
     try:
         opts = _resolve_options(args)
@@ -176,6 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     except SparkTTSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an unwritable --out, a full disk: the message, not a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"error: {where}{exc.strerror or exc}; check --out (it must be writable) and --list / --wavs.",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted (Ctrl-C): the rows written so far are in {args.out / 'results.jsonl'}; run the same "
+              "command again to resume.", file=sys.stderr)
+        return 130
     s = run.summary
     print(run.table.to_string() if len(run.table) else "(no results)")
     print(

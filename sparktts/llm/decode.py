@@ -191,12 +191,15 @@ class FastDecoder:
             if step < min_new_tokens:
                 allowed = allowed & ~self.stop[:rows]
             logits = self._logits(hidden, rows).masked_fill(~allowed, float("-inf"))
-            if bool(torch.isnan(logits).any()):
-                raise GenerationError(G.NAN_SCORES_MESSAGE)
             if sampling.do_sample:
                 logits = _top_k_top_p(logits / float(sampling.temperature), sampling.top_k, float(sampling.top_p))
-                choice = torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator).squeeze(1)
+                probs = logits.softmax(dim=-1)
+                if bool(torch.isnan(probs).any()):  # NaN weights (torch.multinomial would fail obscurely)
+                    raise GenerationError(G.NAN_SCORES_MESSAGE)
+                choice = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
             else:
+                if bool(torch.isnan(logits).any()):
+                    raise GenerationError(G.NAN_SCORES_MESSAGE)
                 choice = self._greedy(logits, self.ids[:rows])
             tokens = torch.where(unfinished, self.ids[choice].to(input_ids.dtype), pad)
             for state, tok in zip(states, tokens.tolist()):
