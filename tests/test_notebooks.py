@@ -111,3 +111,14 @@ def test_notebook_runs(path):
         assert len(lengths) == 2 and lengths[1] % 320 == 0 and abs(lengths[0] - lengths[1]) < 720
         assert len(outputs(nb, "image/png")) >= 3
         assert any("perplexity" in h for h in outputs(nb, "text/html"))
+    if path.stem == "07_training":
+        assert re.search(r"data: 12 clips, 0 skipped", text), text
+        assert len(outputs(nb, "image/png")) >= 3  # codec and LM curves, spectrograms
+        shown = shown_syntheses(nb)
+        assert len(shown) == 1 and shown[0][0] == "clone" and shown[0][2] == shown[0][1] * HOP > 0
+        lengths = audio_lengths(nb)  # the clone, then the input clip and its trained-codec reconstruction
+        assert len(lengths) == 3 and lengths[2] % HOP == 0 and abs(lengths[1] - lengths[2]) < 720
+        tables = [h for h in outputs(nb, "text/html") if "<table" in h]
+        assert any("trained" in h and "release" in h and "perplexity" in h for h in tables)
+        runs = sorted(Path(path.parent, "../outputs/training").glob("*/lm_run"))
+        assert runs and (runs[-1] / "metrics.csv").is_file()
