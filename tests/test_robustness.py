@@ -22,6 +22,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from safetensors.torch import load_file, save_file
 
 from sparktts import (
@@ -728,11 +731,6 @@ def test_bad_device_argument(tiny_release) -> None:
 # =====================================================================================================
 # Fuzz: every public entry point answers with a result or a SparkTTSError, never anything else
 # =====================================================================================================
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra import numpy as hnp  # noqa: E402
 
 FUZZ = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
