@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..fileio import atomic_write
+
 TOKENS_FORMAT_VERSION = 1
 
 
@@ -61,14 +63,14 @@ class BiCodecTokens:
     def save(self, path: str | Path) -> Path:
         """Save as JSON (``{"format_version", "global_ids", "semantic_ids"}``; lists per row)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         rows = [self[i] for i in range(len(self))]
         data = {
             "format_version": TOKENS_FORMAT_VERSION,
             "global_ids": [r.global_ids[0].tolist() for r in rows],
             "semantic_ids": [r.semantic_ids[0].tolist() for r in rows],
         }
-        path.write_text(json.dumps(data))
+        with atomic_write(path, "w") as fh:  # never a half-written file under the final name
+            fh.write(json.dumps(data))
         return path
 
     @classmethod

