@@ -42,6 +42,7 @@ from sparktts.data.shards import (
     shard_path,
     write_shard,
 )
+from sparktts.fileio import atomic_write, check_writable_dir
 from sparktts.prompts import PITCH_VALUE_MAX, SPEED_VALUE_MAX
 
 __all__ = ["PrepareReport", "add_arguments", "clip_labels", "prepare", "run"]
@@ -131,20 +132,15 @@ def clip_labels(wav: np.ndarray, entry: ManifestEntry, f0_method: str = "pyin") 
 
 def _check_writable(out: Path) -> None:
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        check_writable_dir(out)
     except OSError as exc:
         raise DataError(f"{out}: cannot write the data folder there ({exc.strerror}); choose a writable --out") from exc
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_write(path, "w") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _append_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -244,9 +240,8 @@ def prepare(manifest: str | os.PathLike, model_dir: str | os.PathLike, out: str 
         "hours": round(sum(r["duration"] for r in rows) / 3600.0, 4),
         "labels": labels,
     }
-    tmp = info_path.with_name(f".{INFO_FILE}.tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, info_path)
+    with atomic_write(info_path, "w") as f:
+        f.write(json.dumps(info, indent=2))
     return PrepareReport(out, len(entries), done_before, len(rows), len(errors), len(todo),
                          round(time.perf_counter() - t0, 3), info)
 

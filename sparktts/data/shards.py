@@ -71,7 +71,9 @@ def shard_path(data_dir: Path, index: int) -> Path:
 def write_shard(path: Path, rows: Sequence[dict[str, Any]], global_ids: Sequence[Sequence[int]],
                 semantic_ids: Sequence[Sequence[int]], errors: Sequence[dict[str, Any]], num_globals: int) -> None:
     """Write one shard atomically: a temp file renamed into place, so a shard on disk is always whole."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
+
+    from sparktts.fileio import atomic_write
 
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(s) for s in semantic_ids])
@@ -83,10 +85,8 @@ def write_shard(path: Path, rows: Sequence[dict[str, Any]], global_ids: Sequence
     }
     meta = {"format": SHARD_FORMAT, "clips": json.dumps(list(rows), ensure_ascii=False),
             "errors": json.dumps(list(errors), ensure_ascii=False)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        f.write(save(tensors, metadata=meta))
 
 
 def _shard_files(data_dir: Path) -> list[Path]:

@@ -80,9 +80,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}.")
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}.")
+    if tp in (bool, str):
+        if not isinstance(value, tp):
+            raise ConfigError(f"{where}: expected {'true or false' if tp is bool else 'a string'}, got {value!r}.")
         return value
     if tp in (int, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -91,10 +91,6 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not ok:
             raise ConfigError(f"{where}: expected a {tp.__name__}, got {value!r}.")
         return tp(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}.")
-        return value
     return value
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, SparkTTSError
+from ..fileio import atomic_write, check_writable_dir
 from .config import to_dict
 
 RUN_FILE = "run.json"
@@ -60,10 +61,7 @@ def prepare_run_dir(out: str | os.PathLike, kind: str, config: Any, info: Mappin
                             f"choose another --out.")
     if is_main:
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            probe = out / ".write-test"
-            probe.write_text("")
-            probe.unlink()
+            check_writable_dir(out)
         except OSError as exc:
             raise TrainingError(f"{out}: cannot write there ({exc.strerror}). Choose a writable --out.") from exc
         _write_atomic(recorded, yaml.safe_dump(cfg, sort_keys=False))
@@ -83,9 +81,8 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 class MetricsLogger:
