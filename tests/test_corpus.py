@@ -143,7 +143,7 @@ def test_manifest_format(built):
     for row in train + held:
         for key, typ in (("audio", str), ("text", str), ("speaker", str), ("lang", str), ("gender", str),
                          ("pitch", str), ("speed", str), ("pitch_mel", float), ("f0_mean_hz", float),
-                         ("speed_sps", float), ("duration_s", float)):
+                         ("speed_sps", float), ("duration_s", float), ("attempts", int), ("renders", int)):
             assert isinstance(row[key], typ), key
         assert row["lang"] == "en" and row["gender"] in mc.GENDERS
         assert row["pitch"] in mc.LEVELS and row["speed"] in mc.LEVELS
