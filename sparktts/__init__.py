@@ -2,7 +2,15 @@
 
 from .audio import load_audio, save_audio
 from .codec import BiCodec, BiCodecTokenizer, BiCodecTokens, CodecAnalysis
-from .errors import AudioError, CheckpointError, ConfigError, GenerationError, PromptError, SparkTTSError
+from .errors import (
+    AudioError,
+    CheckpointError,
+    ConfigError,
+    GenerationError,
+    PromptError,
+    SparkTTSError,
+    SparkTTSWarning,
+)
 
 __version__ = "0.1.0"
 
@@ -24,6 +32,7 @@ __all__ = [
     "SamplingConfig",
     "SparkTTS",
     "SparkTTSError",
+    "SparkTTSWarning",
     "Synthesis",
     "SynthesisStream",
     "Voice",
