@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from sparktts.device import resolve_device
 from sparktts.errors import AudioError, ConfigError, PromptError, SparkTTSError
 from sparktts.prompts import GENDER_MAP, LEVELS_MAP
 
@@ -64,36 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def pick_device(arg: str | None) -> torch.device:
-    """The original's rule for a device number: CUDA if available, else Apple MPS, else CPU.
+    """The device for ``--device`` (:func:`sparktts.device.resolve_device`, messages naming the flag).
 
     Raises:
         ConfigError: a ``--device`` that torch does not know, or one this machine does not have.
     """
-    if arg is None or arg.isdigit():
-        index = int(arg or 0)
-        if torch.cuda.is_available():
-            if index >= torch.cuda.device_count():
-                raise ConfigError(f"--device {arg}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-                                  f"use 0..{torch.cuda.device_count() - 1} or cpu")
-            return torch.device(f"cuda:{index}")
-        if torch.backends.mps.is_available():
-            return torch.device(f"mps:{index}")
-        return torch.device("cpu")
-    try:
-        device = torch.device(arg)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"--device {arg!r} is not a device ({exc}); use cpu, cuda, cuda:N, mps or a CUDA "
-                          "index such as 0") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {arg}: CUDA is not available on this machine; use --device cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {arg}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-                          f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {arg}: Apple MPS is not available on this machine; use --device cpu")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device {arg}: sparktts runs on cpu, cuda or mps, not {device.type}")
-    return device
+    return resolve_device(arg, name="--device")
 
 
 def check_output_dir(folder: str | os.PathLike, flag: str) -> Path:

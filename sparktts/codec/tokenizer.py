@@ -21,7 +21,8 @@ from torch import Tensor
 from ..audio import AudioInput, load_audio, reference_clip
 from ..checkpoint import DEFAULT_REPO_ID, resolve_model_dir
 from ..config import AudioConfig
-from ..errors import AudioError, ConfigError
+from ..device import resolve_device  # re-exported: api.py and users import it from here
+from ..errors import AudioError
 from ..runtime import release_memory, tune_allocator
 from .bicodec import BiCodec
 from .speaker import SpeakerEncoding
@@ -29,21 +30,6 @@ from .tokens import BiCodecTokens
 from .wav2vec2 import Wav2Vec2Features
 
 W2V_DIR = "wav2vec2-large-xlsr-53"
-
-
-def resolve_device(device: str | int | torch.device | None) -> torch.device:
-    """None -> first GPU if any, else CPU; ``"0"``/``0`` -> ``cuda:0``; anything else as torch reads it."""
-    if device is None:
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if isinstance(device, torch.device):
-        return device
-    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
-        return torch.device(f"cuda:{int(device)}")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ConfigError(f"device {device!r} is not a device ({exc}); use 'cpu', 'cuda', 'cuda:N', 'mps' or None "
-                          "(GPU when available)") from None
 
 
 @dataclass
