@@ -23,6 +23,10 @@ class PromptError(SparkTTSError, ValueError):
     """Bad text or attribute labels for a prompt, or generated text that cannot be parsed."""
 
 
+class TokenError(SparkTTSError, ValueError):
+    """Codec token ids that are missing, of the wrong shape, type or range, or a token file of another format."""
+
+
 class GenerationError(SparkTTSError):
     """The language model produced no usable speech tokens."""
 

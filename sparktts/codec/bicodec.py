@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import load_strict, read_state_dict, resolve_model_dir
 from ..config import BiCodecConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, TokenError
 from ..runtime import release_memory
 from .generator import WaveGenerator
 from .mel import MelSpectrogram
@@ -196,15 +196,15 @@ class BiCodec(nn.Module):
         n_fsq = self.speaker_encoder.quantizer.codebook_size
         n_sem = self.quantizer.codebook_size
         if g.shape[-1] != n_global:
-            raise ValueError(f"global_ids has {g.shape[-1]} tokens per row; this codec uses {n_global}.")
+            raise TokenError(f"global_ids has {g.shape[-1]} tokens per row; this codec uses {n_global}.")
         if s.shape[-1] == 0:
-            raise ValueError("semantic_ids is empty; there is nothing to decode.")
+            raise TokenError("semantic_ids is empty; there is nothing to decode.")
         if g.dtype.is_floating_point or s.dtype.is_floating_point:
-            raise ValueError("token ids must be integer tensors.")
+            raise TokenError("token ids must be integer tensors.")
         if int(g.min()) < 0 or int(g.max()) >= n_fsq:
-            raise ValueError(f"global ids must lie in [0, {n_fsq}); given range [{int(g.min())}, {int(g.max())}].")
+            raise TokenError(f"global ids must lie in [0, {n_fsq}); given range [{int(g.min())}, {int(g.max())}].")
         if int(s.min()) < 0 or int(s.max()) >= n_sem:
-            raise ValueError(f"semantic ids must lie in [0, {n_sem}); given range [{int(s.min())}, {int(s.max())}].")
+            raise TokenError(f"semantic ids must lie in [0, {n_sem}); given range [{int(s.min())}, {int(s.max())}].")
 
     @torch.inference_mode()
     def decode_latents(self, tokens: BiCodecTokens) -> dict[str, Tensor]:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import TokenError
 from ..fileio import atomic_write
 
 TOKENS_FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ class BiCodecTokens:
         if self.semantic_ids.dim() == 1:
             self.semantic_ids = self.semantic_ids.unsqueeze(0)
         if self.global_ids.shape[0] != self.semantic_ids.shape[0]:
-            raise ValueError(
+            raise TokenError(
                 f"batch sizes differ: global_ids {tuple(self.global_ids.shape)}, "
                 f"semantic_ids {tuple(self.semantic_ids.shape)}"
             )
@@ -78,7 +79,7 @@ class BiCodecTokens:
         data = json.loads(Path(path).read_text())
         version = data.get("format_version")
         if version != TOKENS_FORMAT_VERSION:
-            raise ValueError(f"{path}: tokens format_version {version!r}; this sparktts reads "
+            raise TokenError(f"{path}: tokens format_version {version!r}; this sparktts reads "
                              f"version {TOKENS_FORMAT_VERSION}.")
         return cls.from_lists(data["global_ids"], data["semantic_ids"])
 

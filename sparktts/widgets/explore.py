@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..codec import BiCodecTokenizer, BiCodecTokens, CodecAnalysis
+from ..errors import AudioError, TokenError
 from ..plotting import codec_overview, global_tokens_figure
 from .base import Panel, audio_widget, figure_widget, prompt_choices, uploaded_audio
 
@@ -20,7 +21,7 @@ def masked_semantic(ids: torch.Tensor, start: int, stop: int, mode: str, value: 
     n = out.shape[1]
     start, stop = max(0, start), min(n, stop)
     if start >= stop:
-        raise ValueError(f"empty span [{start}, {stop}); choose start < end within 0..{n}.")
+        raise TokenError(f"empty span [{start}, {stop}); choose start < end within 0..{n}.")
     if mode == MASK_MODES[0]:
         out[0, start:stop] = out[0, start - 1] if start > 0 else out[0, stop % n]
     elif mode == MASK_MODES[1]:
@@ -28,10 +29,10 @@ def masked_semantic(ids: torch.Tensor, start: int, stop: int, mode: str, value: 
         out[0, start:stop] = torch.randint(0, codebook_size, (stop - start,), generator=gen)
     elif mode == MASK_MODES[2]:
         if not 0 <= value < codebook_size:
-            raise ValueError(f"constant id must lie in [0, {codebook_size}); given {value}.")
+            raise TokenError(f"constant id must lie in [0, {codebook_size}); given {value}.")
         out[0, start:stop] = value
     else:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {MASK_MODES}")
+        raise TokenError(f"unknown mode {mode!r}; choose one of {MASK_MODES}")
     return out
 
 
@@ -80,7 +81,7 @@ class TokenExplorer(Panel):
         def work():
             name_a, (src_a, sr_a) = self._source_a()
             if name_a is None:
-                raise ValueError("no clip chosen: pick clip A or upload a file.")
+                raise AudioError("no clip chosen: pick clip A or upload a file.")
             self.analysis = {"A": self.tok.analyze(src_a, sr_a)}
             self.names = {"A": name_a, "B": self.clip_b.value}
             if self.clip_b.value is not None:
@@ -106,7 +107,7 @@ class TokenExplorer(Panel):
     def swap(self) -> bool:
         def work():
             if set(self.analysis) != {"A", "B"}:
-                raise ValueError("analyze two clips (A and B) first.")
+                raise TokenError("analyze two clips (A and B) first.")
             a, b = self.analysis["A"].tokens, self.analysis["B"].tokens
             self.result = self.tok.decode(BiCodecTokens(b.global_ids, a.semantic_ids))[0]
             back = self.tok.decode(BiCodecTokens(a.global_ids, b.semantic_ids))[0]
@@ -118,7 +119,7 @@ class TokenExplorer(Panel):
     def mask(self) -> bool:
         def work():
             if "A" not in self.analysis:
-                raise ValueError("analyze a clip first.")
+                raise TokenError("analyze a clip first.")
             a = self.analysis["A"].tokens
             start, stop = self.span.value
             ids = masked_semantic(a.semantic_ids, start, stop, self.mode.value, self.constant.value,
