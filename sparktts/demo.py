@@ -19,6 +19,7 @@ import numpy as np
 
 from .audio import save_audio
 from .checkpoint import DEFAULT_REPO_ID, RELEASE_LAYOUT, resolve_model_dir
+from .defaults import cache_dir
 from .errors import CheckpointError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -26,11 +27,10 @@ RANDOM_LABEL = "random weights: pipeline check only"
 
 
 def random_release_dir() -> Path:
-    """Where the tiny random stand-in release is cached (``$SPARKTTS_CACHE``, default ~/.cache/sparktts)."""
+    """Where the tiny random stand-in release is cached (in :func:`sparktts.defaults.cache_dir`)."""
     from . import __version__
 
-    cache = Path(os.environ.get("SPARKTTS_CACHE", Path.home() / ".cache" / "sparktts")).expanduser()
-    return cache / f"random-release-tiny-{__version__}"
+    return cache_dir() / f"random-release-tiny-{__version__}"
 
 
 def find_release(model: str | os.PathLike, download: bool = True) -> tuple[Path, bool]:

@@ -7,19 +7,14 @@ silence must be scored (WER 1.0, low similarity), not dropped from the mean as a
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from sparktts.audio import load_audio
+from sparktts.defaults import cache_dir  # noqa: F401  (re-exported: asr.py, similarity.py)
 
 EVAL_SR = 16000
 AudioLike = str | os.PathLike | np.ndarray
-
-
-def cache_dir() -> Path:
-    """Folder for weights the eval back ends assemble: ``$SPARKTTS_CACHE`` or ``~/.cache/sparktts``."""
-    return Path(os.environ.get("SPARKTTS_CACHE", Path.home() / ".cache" / "sparktts"))
 
 
 def load_16k(audio: AudioLike, sample_rate: int | None = None) -> np.ndarray:
