@@ -9,7 +9,9 @@ Submodules (import what you need; model back ends load their packages only when 
 * :mod:`.similarity`: ``load_speaker_model("resemblyzer" | "speechbrain" | "wavlm-ecapa")``;
 * :mod:`.codec_metrics`: STOI, PESQ, mel distance, MCD, F0 RMSE, UTMOS (with user weights);
 * :mod:`.control`: gender / pitch / speed measurement, 5-level binning, confusion matrices;
-* :mod:`.lists` / :mod:`.runner`: test lists and the resumable JSONL runner (``python -m sparktts.eval``);
+* :mod:`.lists` / :mod:`.runner`: test lists and the resumable JSONL runner (``python -m sparktts.eval``),
+  over :mod:`.scoring`, :mod:`.results`, :mod:`.summary`, :mod:`.process`, :mod:`.ray_engine` and
+  :mod:`.synthesis`;
 * :mod:`.plots`: figures of the above.
 """
 
