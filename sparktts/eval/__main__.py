@@ -5,22 +5,25 @@ Examples
 Score wavs that already exist (``<wavs>/<utt>.wav``)::
 
     python -m sparktts.eval score --list seedtts_testset/en/meta.lst --wavs gen/en --out results/en \\
-        --lang en --asr faster-whisper --asr-model large-v3 --sim resemblyzer
+        --lang en --asr-backend faster-whisper --asr-model large-v3 --sim-backend resemblyzer
 
 Synthesise with a Spark-TTS checkpoint, then score::
 
     python -m sparktts.eval run --list seedtts_testset/en/meta.lst \\
         --model_dir pretrained_models/Spark-TTS-0.5B --out results/en --config eval/configs/seedtts_en.yaml
 
-``--config`` reads a YAML file whose keys are the long option names (``asr``, ``asr_model``, ``sim``,
-``sim_model``, ``sim_code``, ``lang``, ``device``, ``engine``, ``workers``, ``control``); command-line
-options win. ``--retry-errors`` redoes items whose earlier row has an error.
+``--config`` reads a YAML file whose keys are the long option names, the same as the fields of
+:class:`~sparktts.eval.runner.ScoringConfig` (``asr_backend``, ``asr_model``, ``sim_backend``, ``sim_model``,
+``sim_code_dir``, ``lang``, ``device``, ``control``) plus ``engine`` and ``workers``; the older spellings
+``asr``, ``sim`` and ``sim_code`` (keys and ``--asr`` / ``--sim`` / ``--sim-code``) are accepted as aliases.
+Command-line options win. ``--retry-errors`` redoes items whose earlier row has an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from sparktts.errors import SparkTTSError
@@ -29,20 +32,28 @@ from .asr import ASR_BACKENDS
 from .errors import EvalError
 from .lists import read_list
 from .runner import ScoringConfig, run_eval, sparktts_synthesizer
+from .scoring import OPTION_ALIASES, canonical_option
 from .similarity import SIM_BACKENDS
 
-_DEFAULTS = {
-    "asr": "faster-whisper",
-    "asr_model": None,
-    "sim": "resemblyzer",
-    "sim_model": None,
-    "sim_code": None,
-    "lang": None,
-    "device": "cpu",
+# Defaults by canonical name: the scoring options are ScoringConfig's own defaults, read rather than copied.
+_DEFAULTS: dict[str, object] = {
+    **{f.name: f.default for f in fields(ScoringConfig)},
     "engine": "local",
     "workers": 1,
-    "control": False,
 }
+
+
+class EvalOptions(dict):
+    """Resolved option values by canonical name; the old spellings (``"asr"``, ...) read as aliases."""
+
+    def __getitem__(self, key: str) -> object:
+        return super().__getitem__(canonical_option(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(canonical_option(key) if isinstance(key, str) else key)
+
+    def get(self, key: str, default: object = None) -> object:
+        return super().get(canonical_option(key), default)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -52,17 +63,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lang", choices=("en", "zh"), default=None, help="language of the list (default: guess per item)"
     )
-    p.add_argument(
-        "--asr", choices=(*ASR_BACKENDS, "none"), default=None, help="ASR back end (default faster-whisper)"
-    )
+    p.add_argument("--asr-backend", "--asr", dest="asr_backend", choices=(*ASR_BACKENDS, "none"), default=None,
+                   help="ASR back end (default faster-whisper)")
     p.add_argument("--asr-model", dest="asr_model", default=None, help="Whisper name or local model path")
-    p.add_argument(
-        "--sim", choices=(*SIM_BACKENDS, "none"), default=None, help="speaker model (default resemblyzer)"
-    )
+    p.add_argument("--sim-backend", "--sim", dest="sim_backend", choices=(*SIM_BACKENDS, "none"), default=None,
+                   help="speaker model (default resemblyzer)")
     p.add_argument("--sim-model", dest="sim_model", default=None, help="speaker model weights / folder")
     p.add_argument(
+        "--sim-code-dir",
         "--sim-code",
-        dest="sim_code",
+        dest="sim_code_dir",
         default=None,
         help="wavlm-ecapa: seed-tts-eval's thirdparty/UniSpeech/downstreams/speaker_verification",
     )
@@ -98,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve_options(args: argparse.Namespace) -> dict:
-    opts = dict(_DEFAULTS)
+def _resolve_options(args: argparse.Namespace) -> EvalOptions:
+    """Defaults, then the ``--config`` YAML, then the command line; keys by canonical name."""
+    opts = EvalOptions(_DEFAULTS)
     if args.config is not None:
         import yaml
 
@@ -108,12 +119,13 @@ def _resolve_options(args: argparse.Namespace) -> dict:
         loaded = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
             raise EvalError(f"{args.config}: expected a mapping of option names to values.")
-        unknown = sorted(set(loaded) - set(_DEFAULTS))
+        unknown = sorted(str(k) for k in loaded if canonical_option(str(k)) not in _DEFAULTS)
         if unknown:
             raise EvalError(
-                f"{args.config}: unknown keys {', '.join(unknown)}; allowed: {', '.join(_DEFAULTS)}."
+                f"{args.config}: unknown keys {', '.join(unknown)}; allowed: {', '.join(_DEFAULTS)} "
+                f"(aliases: {', '.join(OPTION_ALIASES)})."
             )
-        opts.update(loaded)
+        opts.update({canonical_option(str(k)): v for k, v in loaded.items()})
     for key in _DEFAULTS:
         value = getattr(args, key, None)
         if value is not None:
@@ -150,16 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         opts = _resolve_options(args)
-        config = ScoringConfig(
-            lang=opts["lang"],
-            asr_backend=None if opts["asr"] == "none" else opts["asr"],
-            asr_model=opts["asr_model"],
-            sim_backend=None if opts["sim"] == "none" else opts["sim"],
-            sim_model=opts["sim_model"],
-            sim_code_dir=opts["sim_code"],
-            control=bool(opts["control"]),
-            device=opts["device"],
-        )
+        config = ScoringConfig.from_options(opts)
         items = read_list(args.list, lang=opts["lang"])
         common = dict(
             config=config,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,16 @@ from .errors import EvalError
 from .lists import EvalItem
 from .normalize import check_language, detect_language
 from .wer import utterance_wer
+
+# The eval options have one set of names, the fields of ScoringConfig below, from the command line
+# (``--asr-backend``) through YAML configs (``asr_backend:``) to the dataclass. The older short spellings
+# stay accepted everywhere as aliases, so existing configs and scripts keep working.
+OPTION_ALIASES = {"asr": "asr_backend", "sim": "sim_backend", "sim_code": "sim_code_dir"}
+
+
+def canonical_option(name: str) -> str:
+    """The option name ``name`` stands for (``"asr"`` -> ``"asr_backend"``; canonical names as they are)."""
+    return OPTION_ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,19 @@ class ScoringConfig:
     sim_code_dir: str | None = None
     control: bool = False
     device: str = "cpu"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object]) -> ScoringConfig:
+        """The config from option values (CLI / YAML), by canonical name or alias; ``"none"`` switches a
+        back end off. Keys that are not scoring options (``engine``, ``workers``, ...) are ignored."""
+        given = {canonical_option(k): v for k, v in options.items()}
+        values = {f.name: given[f.name] for f in fields(cls) if f.name in given}
+        for key in ("asr_backend", "sim_backend"):
+            if values.get(key) == "none":
+                values[key] = None
+        if "control" in values:
+            values["control"] = bool(values["control"])
+        return cls(**values)
 
     def build(self) -> Scorer:
         """Load the models and return a :class:`Scorer`."""
@@ -173,4 +197,4 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n
 
 
-__all__ = ["Scorer", "ScoringConfig"]
+__all__ = ["OPTION_ALIASES", "Scorer", "ScoringConfig", "canonical_option"]
