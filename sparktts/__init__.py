@@ -15,8 +15,10 @@ from .errors import (
 __version__ = "0.1.0"
 
 # Imported after __version__: voices.py records it in voice metadata.
-from .api import SparkTTS, Synthesis, SynthesisStream  # noqa: E402
-from .generation import SamplingConfig  # noqa: E402
+from .inference.stream import SynthesisStream  # noqa: E402
+from .inference.synthesis import Synthesis  # noqa: E402
+from .inference.tts import SparkTTS  # noqa: E402
+from .llm.sampling import SamplingConfig  # noqa: E402
 from .voices import Voice  # noqa: E402
 
 __all__ = [

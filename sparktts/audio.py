@@ -245,3 +245,13 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SA
     with atomic_write(path) as fh:
         soundfile.write(fh, np.clip(audio, -1.0, 1.0), int(sample_rate), subtype="PCM_16", format=sound_format(path))
     return path
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """The audio as the bytes of a 16-bit PCM WAV file (notebook players: ``Synthesis`` and the panels)."""
+    import io
+
+    buf = io.BytesIO()
+    soundfile.write(buf, np.clip(np.asarray(audio, dtype=np.float32), -1, 1), int(sample_rate), format="WAV",
+                    subtype="PCM_16")
+    return buf.getvalue()

@@ -18,3 +18,19 @@ def cache_dir() -> Path:
     the weights the eval back ends put together (Whisper, SpeechBrain links).
     """
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "sparktts")).expanduser()
+
+
+# -- LLM sampling: the original's ``model.generate`` arguments (SamplingConfig, SparkTTS.inference, the CLIs).
+TEMPERATURE = 0.8
+TOP_K = 50
+TOP_P = 0.95
+MAX_NEW_TOKENS = 3000  # 60 s of speech at 50 semantic tokens per second
+DO_SAMPLE = True
+ENGINE = "fast"  # see sparktts.llm.engines
+
+# -- Long text: texts longer than MAX_CHARS are split into sentence chunks (sparktts.text.chunk_text) that are
+# joined with a CROSSFADE_S crossfade; pieces shorter than MIN_CHARS are merged into a neighbour.
+MAX_CHARS = 150
+MIN_CHARS = 8
+CROSSFADE_S = 0.05
+BATCH_SIZE = 8  # prompts per generate call

@@ -1,4 +1,4 @@
-"""Text helpers: CJK detection, space-aware joining and sentence splitting for long-text synthesis.
+"""Text helpers: input checks, CJK detection, space-aware joining and sentence splitting for long-text synthesis.
 
 Spark-TTS handles one utterance per LLM call and degrades on very long inputs, so long text is cut into
 sentence-sized pieces that are synthesised one by one. The splitter here only ever cuts at sentence
@@ -8,27 +8,40 @@ every non-space character of the input survives, in order, in the concatenated p
 
 from __future__ import annotations
 
-from sparktts.errors import PromptError
+import re
+import unicodedata
+import warnings
+from typing import Any
 
-__all__ = ["is_cjk", "join_text", "split_sentences"]
+from sparktts import defaults
+from sparktts.errors import PromptError, SparkTTSWarning
+
+__all__ = ["CJK_LETTER_RE", "DEFAULT_MAX_CHARS", "check_text", "chunk_text", "is_cjk", "join_text", "split_sentences"]
 
 # Code-point ranges of scripts that are written WITHOUT spaces between words (Han, kana, bopomofo) plus
 # the CJK punctuation / full-width blocks. Hangul is deliberately absent: Korean separates words with
 # spaces, so for both the join rule and the splitter it behaves like a Latin script.
-_CJK_RANGES: tuple[tuple[int, int], ...] = (
+# The letters (one syllable each when read aloud) and the punctuation blocks are kept apart so that a
+# syllable counter can match only the letters (CJK_LETTER_RE) with the same table.
+_CJK_LETTER_RANGES: tuple[tuple[int, int], ...] = (
     (0x2E80, 0x2FDF),  # CJK radicals supplement, Kangxi radicals
-    (0x3000, 0x303F),  # CJK symbols and punctuation (。、「」 ...)
     (0x3040, 0x30FF),  # Hiragana, Katakana
     (0x3100, 0x312F),  # Bopomofo
     (0x31A0, 0x31FF),  # Bopomofo extended, CJK strokes, Katakana phonetic extensions
     (0x3400, 0x4DBF),  # CJK unified ideographs extension A
     (0x4E00, 0x9FFF),  # CJK unified ideographs
     (0xF900, 0xFAFF),  # CJK compatibility ideographs
-    (0xFE30, 0xFE4F),  # CJK compatibility forms
-    (0xFF00, 0xFFEF),  # half-width and full-width forms (，！？ ...)
     (0x20000, 0x2FA1F),  # extensions B..F and compatibility supplement
     (0x30000, 0x323AF),  # extensions G, H
 )
+_CJK_PUNCTUATION_RANGES: tuple[tuple[int, int], ...] = (
+    (0x3000, 0x303F),  # CJK symbols and punctuation (。、「」 ...)
+    (0xFE30, 0xFE4F),  # CJK compatibility forms
+    (0xFF00, 0xFFEF),  # half-width and full-width forms (，！？ ...)
+)
+_CJK_RANGES = tuple(sorted(_CJK_LETTER_RANGES + _CJK_PUNCTUATION_RANGES))
+# One CJK letter (ideograph, kana, bopomofo): what a syllable counter counts one by one.
+CJK_LETTER_RE = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CJK_LETTER_RANGES) + "]")
 
 # Sentence terminators. ASCII ones only end a sentence when followed by whitespace / end of text / CJK,
 # so that "3.14", "v1.2" or "a.b" stay intact; the CJK ones always end a sentence.
@@ -43,8 +56,49 @@ _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "no", "fig", "approx"}
 )
 
-DEFAULT_MAX_CHARS = 150
-DEFAULT_MIN_CHARS = 8
+DEFAULT_MAX_CHARS = defaults.MAX_CHARS
+DEFAULT_MIN_CHARS = defaults.MIN_CHARS
+# Any "<|name|>" markup inside user text would be tokenised as a control token and hijack the prompt.
+_MARKUP_RE = re.compile(r"<\|[A-Za-z0-9_\-]+\|>")
+
+
+def check_text(text: Any, where: str = "text", *, in_list: bool = False, markup: bool = False,
+               warn_no_words: bool = False, stacklevel: int = 3) -> str:
+    """``text`` if it is speakable text, else a :class:`PromptError` naming ``where`` and the fix.
+
+    Every entry point checks text here: a str, not blank, only real characters (no lone surrogates).
+
+    Args:
+        where: how the caller names the text in messages ("text", "prompt_text", "text item 2 of 3").
+        in_list: the caller also accepts a list of texts (the message says so).
+        markup: refuse ``<|...|>`` control-token markup (prompt builders: it would hijack the prompt).
+        warn_no_words: warn (:class:`SparkTTSWarning`) when there is no letter or digit to read out.
+    """
+    if not isinstance(text, str):
+        hint = "; decode bytes first, e.g. text.decode('utf-8')" if isinstance(text, (bytes, bytearray)) else ""
+        also = " (or a list of str)" if in_list else ""
+        raise PromptError(f"{where} must be a str{also}, got {type(text).__name__}{hint}")
+    if not text.strip():
+        raise PromptError(f"{where} is empty or whitespace only ({text!r}); give the words to speak")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PromptError(
+            f"{where} contains {text[exc.start:exc.end]!r} at position {exc.start}, which is not a character (a lone "
+            "surrogate, e.g. from decoding with errors='surrogateescape'); decode the text properly first"
+        ) from None
+    found = _MARKUP_RE.search(text) if markup else None
+    if found:
+        raise PromptError(
+            f"{where} contains the control-token markup {found.group(0)!r}; remove '<|...|>' sequences "
+            "from the text (they would be read as Spark-TTS special tokens)"
+        )
+    if warn_no_words and not any(unicodedata.category(c)[0] in "LN" for c in text):
+        # Punctuation / emoji only: the model has no words to read and says something arbitrary.
+        warnings.warn(f"{where} {text[:40]!r} has no letters or digits, so there is nothing to read out; the audio "
+                      "will be arbitrary. Write the words to speak (e.g. spell out symbols).", SparkTTSWarning,
+                      stacklevel=stacklevel)
+    return text
 
 
 def is_cjk(char: str) -> bool:
@@ -284,3 +338,18 @@ def split_sentences(
     for sentence in _split_at_sentences(text):
         pieces.extend(_limit_length(sentence, max_chars))
     return _merge_short(pieces, min_chars, max_chars) if min_chars > 0 else pieces
+
+
+def chunk_text(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
+    """Split ``text`` into sentences, then pack consecutive sentences into chunks of <= ``max_chars``.
+
+    Sentences are never cut mid-word (see :func:`split_sentences`); packing keeps short sentences together
+    so that there are as few seams as possible.
+    """
+    chunks: list[str] = []
+    for piece in split_sentences(text, max_chars=max_chars):
+        if chunks and len(join_text(chunks[-1], piece)) <= max_chars:
+            chunks[-1] = join_text(chunks[-1], piece)
+        else:
+            chunks.append(piece)
+    return chunks

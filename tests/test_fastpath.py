@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sparktts.generation import SamplingConfig
-from sparktts.llm.decode import FastDecoder, _top_k_top_p, quantize_int8
+from sparktts.llm.decode import FastDecoder, _top_k_top_p
+from sparktts.llm.quantize import quantize_int8
 from sparktts.prompts import build_clone_prompt, build_create_prompt
 
 GREEDY = SamplingConfig(do_sample=False, max_new_tokens=80)

@@ -27,32 +27,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import generation as G
-from ..errors import GenerationError
-from .model import decoder_body
-from .quantize import quantize_int8
-from .qwen2 import LeanQwen2
+from sparktts.errors import GenerationError
+from sparktts.format.grammar import Mode, Phase, RowState, SpeechGrammar
+from sparktts.llm.qwen2 import LeanQwen2, decoder_body
+from sparktts.llm.sampling import NAN_SCORES_MESSAGE, SamplingConfig
+from sparktts.llm.sampling import top_k_top_p as _top_k_top_p
 
-__all__ = ["FastDecoder", "quantize_int8"]
+__all__ = ["FastDecoder"]
 
 
 # Phases after the first semantic token can be reached: their ids form the leading block of the head.
-_LATE_PHASES = (G.Phase.SEMANTIC_START, G.Phase.SEMANTIC_OPEN, G.Phase.SEMANTIC, G.Phase.DONE)
-
-
-def _top_k_top_p(logits: Tensor, top_k: int, top_p: float) -> Tensor:
-    """transformers' TopK then TopP warpers (ties at the k-th value are kept; at least one token stays)."""
-    if top_k > 0:
-        k = min(top_k, logits.shape[-1])
-        kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cumulative <= (1 - top_p)
-        remove[..., -1:] = False
-        logits = logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
-    return logits
+_LATE_PHASES = (Phase.SEMANTIC_START, Phase.SEMANTIC_OPEN, Phase.SEMANTIC, Phase.DONE)
 
 
 class FastDecoder:
@@ -60,10 +45,10 @@ class FastDecoder:
 
     Args:
         model: a transformers causal LM (Qwen2 for the release).
-        grammar: the :class:`sparktts.generation.SpeechGrammar` of its tokenizer.
+        grammar: the :class:`sparktts.format.grammar.SpeechGrammar` of its tokenizer.
     """
 
-    def __init__(self, model: Any, grammar: G.SpeechGrammar):
+    def __init__(self, model: Any, grammar: SpeechGrammar):
         self.model = model
         self.grammar = grammar
         self.body = decoder_body(model)
@@ -80,7 +65,7 @@ class FastDecoder:
         late[grammar.vocab.pad_id] = True
         self.ids = torch.cat([late.nonzero(), (union & ~late).nonzero()]).squeeze(1).to(device)  # (U,)
         self.late_rows = int(late.sum())
-        self.late_phase = torch.zeros(len(G.Phase), dtype=torch.bool, device=device)
+        self.late_phase = torch.zeros(len(Phase), dtype=torch.bool, device=device)
         self.late_phase[list(_LATE_PHASES)] = True
         weight = head.weight if isinstance(head.weight, Tensor) else head.weight()
         # The head keeps the weights' stored dtype (bf16 rows for an int8 body loaded from the bf16 release:
@@ -114,7 +99,7 @@ class FastDecoder:
         tied_ids = torch.where(logits == best, ids, big)
         return tied_ids.argmin(dim=-1)
 
-    def _lean_forward(self, input_ids: Tensor, attention_mask: Tensor, sampling: G.SamplingConfig) -> Any:
+    def _lean_forward(self, input_ids: Tensor, attention_mask: Tensor, sampling: SamplingConfig) -> Any:
         """``forward(ids, positions) -> (B, H)`` through :class:`LeanQwen2` with one cache for the call."""
         lean = self.lean
         batch, length = input_ids.shape
@@ -152,8 +137,8 @@ class FastDecoder:
         self,
         input_ids: Tensor,
         attention_mask: Tensor,
-        modes: Sequence[G.Mode],
-        sampling: G.SamplingConfig,
+        modes: Sequence[Mode],
+        sampling: SamplingConfig,
         *,
         streamer: Any = None,
         cancel: threading.Event | None = None,
@@ -164,7 +149,7 @@ class FastDecoder:
 
         ``min_new_tokens`` forbids the stop tokens before that many steps (fixed-length benchmarks).
         ``generator``: where sampling draws its random numbers (one per call keeps concurrent calls apart;
-        see :func:`sparktts.generation.call_generator`); None = torch's global generator.
+        see :func:`sparktts.llm.sampling.call_generator`); None = torch's global generator.
         Every call has its own cache and grammar states: calls may run concurrently on one decoder.
 
         Raises:
@@ -172,7 +157,7 @@ class FastDecoder:
         """
         vocab = self.grammar.vocab
         batch = input_ids.shape[0]
-        states = [G._RowState(G.SpeechGrammar.start_phase(m)) for m in modes]
+        states = [RowState(SpeechGrammar.start_phase(m)) for m in modes]
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
         if self.lean is not None:
             forward = self._lean_forward(input_ids, attention_mask, sampling)
@@ -195,11 +180,11 @@ class FastDecoder:
                 logits = _top_k_top_p(logits / float(sampling.temperature), sampling.top_k, float(sampling.top_p))
                 probs = logits.softmax(dim=-1)
                 if bool(torch.isnan(probs).any()):  # NaN weights (torch.multinomial would fail obscurely)
-                    raise GenerationError(G.NAN_SCORES_MESSAGE)
+                    raise GenerationError(NAN_SCORES_MESSAGE)
                 choice = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
             else:
                 if bool(torch.isnan(logits).any()):
-                    raise GenerationError(G.NAN_SCORES_MESSAGE)
+                    raise GenerationError(NAN_SCORES_MESSAGE)
                 choice = self._greedy(logits, self.ids[:rows])
             tokens = torch.where(unfinished, self.ids[choice].to(input_ids.dtype), pad)
             for state, tok in zip(states, tokens.tolist()):

@@ -23,7 +23,7 @@ import torch
 
 from sparktts.checkpoint import quiet_transformers_loading
 from sparktts.errors import CheckpointError, ConfigError
-from sparktts.prompts import (
+from sparktts.format.tokens import (
     GLOBAL_CODEBOOK_SIZE,
     MARKER_TOKENS,
     PITCH_VALUE_MAX,
@@ -32,7 +32,7 @@ from sparktts.prompts import (
     TASK_TOKEN_MAP,
 )
 
-__all__ = ["DTYPES", "decoder_body", "load_llm", "resolve_dtype"]
+__all__ = ["DTYPES", "QUANTIZE", "check_quantize", "load_llm", "resolve_dtype"]
 
 # Names accepted for ``dtype`` (besides torch.dtype objects). "auto" keeps the checkpoint's own dtype.
 DTYPES: dict[str, torch.dtype | str] = {
@@ -76,9 +76,16 @@ _FIX = ("Use the release's LLM/ folder as it was downloaded (tokenizer.json, tok
         "special_tokens_map.json, vocab.json, merges.txt).")
 
 
-def decoder_body(model: Any) -> Any:
-    """The transformer body of a transformers causal LM (``model.model`` for Qwen2), without its LM head."""
-    return model.get_decoder() if hasattr(model, "get_decoder") else model.model
+QUANTIZE = (None, "int8")
+
+
+def check_quantize(quantize: Any, device: str | torch.device = "cpu") -> str | None:
+    """``quantize`` if :func:`load_llm` can do it on ``device`` (the one check of the option in the package)."""
+    if quantize not in QUANTIZE:
+        raise ConfigError(f"quantize must be None or 'int8', not {quantize!r}")
+    if quantize and torch.device(device).type != "cpu":
+        raise ConfigError("quantize='int8' uses CPU kernels; on a GPU use dtype='bfloat16' instead.")
+    return quantize
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
@@ -139,15 +146,12 @@ def load_llm(
     missing = [name for name in ("config.json", "tokenizer_config.json") if not (path / name).is_file()]
     if missing:
         raise CheckpointError(f"{path}: incomplete LLM directory, missing {missing}; re-download the release.")
+    check_quantize(quantize, device)
     torch_dtype = resolve_dtype(dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:  # transformers raises OSError / ValueError / JSON errors for broken files
         raise CheckpointError(f"{path}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from exc
-    if quantize not in (None, "int8"):
-        raise ConfigError(f"quantize must be None or 'int8', not {quantize!r}")
-    if quantize and torch.device(device).type != "cpu":
-        raise ConfigError("quantize='int8' uses CPU kernels; on a GPU use dtype='bfloat16' instead.")
     try:
         with quiet_transformers_loading():
             if quantize == "int8":

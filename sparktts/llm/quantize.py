@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from sparktts.errors import CheckpointError
 
-from .model import decoder_body
+from .qwen2 import decoder_body
 
 __all__ = ["load_int8", "quantize_int8"]
 

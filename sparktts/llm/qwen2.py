@@ -24,9 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .model import decoder_body
+__all__ = ["KVCache", "LeanQwen2", "decoder_body"]
 
-__all__ = ["KVCache", "LeanQwen2"]
+
+def decoder_body(model: Any) -> Any:
+    """The transformer body of a transformers causal LM (``model.model`` for Qwen2), without its LM head."""
+    return model.get_decoder() if hasattr(model, "get_decoder") else model.model
 
 
 def _linear(module: nn.Module) -> Callable[[Tensor], Tensor]:

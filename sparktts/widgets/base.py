@@ -6,23 +6,18 @@ import html
 import io
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
 import soundfile
 
+from ..assets import asset_dir, prompts_dir, testlists_dir
+from ..audio import wav_bytes
 from ..errors import AudioError
 
-DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-def wav_bytes(audio: np.ndarray, sample_rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    soundfile.write(buf, np.clip(np.asarray(audio, dtype=np.float32), -1, 1), sample_rate, format="WAV",
-                    subtype="PCM_16")
-    return buf.getvalue()
+# The shipped data (package data, present in a wheel install too); kept under its old name for panels.
+DATA = asset_dir("prompts").parent
 
 
 def audio_widget(audio: np.ndarray, sample_rate: int = 16000) -> W.Audio:
@@ -38,8 +33,8 @@ def figure_widget(fig: Any, width: str = "100%") -> W.Image:
 
 
 def prompt_choices() -> dict[str, str]:
-    """Prompt clips shipped in ``data/`` (name -> path), for the clip pickers."""
-    clips = sorted((DATA / "prompts").glob("*.wav")) + sorted((DATA / "testlists").glob("**/*.wav"))
+    """Prompt clips shipped with the package (:mod:`sparktts.assets`; name -> path), for the clip pickers."""
+    clips = sorted(prompts_dir().glob("*.wav")) + sorted(testlists_dir().glob("**/*.wav"))
     return {p.stem: str(p) for p in clips}
 
 
