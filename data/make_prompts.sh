@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Regenerate the espeak-ng prompt wavs of data/testlists/ (16 kHz mono 16-bit PCM, ~1.5 s each).
+# Regenerate the espeak-ng prompt wavs of the shipped test lists (16 kHz mono 16-bit PCM, ~1.5 s each).
 # Needs: apt-get install espeak-ng sox. Output is deterministic for a given espeak-ng version
 # (1.51 was used for the committed files).
 set -euo pipefail
-cd "$(dirname "$0")/testlists/wavs"
+# Written into the package (sparktts/assets/testlists), where sparktts reads them; data/testlists links there.
+cd "$(dirname "$0")/../sparktts/assets/testlists/wavs"
 
 gen() {  # gen NAME VOICE TEXT
     local name=$1 voice=$2 text=$3 raw

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .assets import demo_prompt, prompts_dir
 from .audio import save_audio
 from .checkpoint import DEFAULT_REPO_ID, RELEASE_LAYOUT, resolve_model_dir
 from .defaults import cache_dir
 from .errors import CheckpointError
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+# The shipped data folder (package data, so a wheel install has it too); tests read DATA / "prompts".
+DATA = prompts_dir().parent
 RANDOM_LABEL = "random weights: pipeline check only"
 
 
@@ -114,7 +116,7 @@ def generation(release: Path, prompt: Path, out: Path, label: str, max_new_token
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparktts.demo", description=__doc__)
     parser.add_argument("--model_dir", default="pretrained_models/Spark-TTS-0.5B")
-    parser.add_argument("--prompt", default=str(DATA / "prompts" / "demo_en.wav"))
+    parser.add_argument("--prompt", default=str(demo_prompt()))
     parser.add_argument("--out", default="outputs/demo")
     parser.add_argument("--max_new_tokens", type=int, default=None,
                         help="LLM budget per utterance (default: 3000 with real weights, 300 with random ones)")

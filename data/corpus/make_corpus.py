@@ -63,7 +63,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TEXT_DIR = HERE / "text"
-TESTLISTS = HERE.parent / "testlists"
+TESTLISTS = HERE.parents[1] / "sparktts" / "assets" / "testlists"  # the package data (data/testlists links there)
 CALIBRATION_FILE = HERE / "calibration.json"
 
 SR = 16000
