@@ -34,3 +34,9 @@ MAX_CHARS = 150
 MIN_CHARS = 8
 CROSSFADE_S = 0.05
 BATCH_SIZE = 8  # prompts per generate call
+
+# -- Streaming (SparkTTS.stream, sparktts.streaming.StreamingDecoder): semantic tokens per audio chunk (50 = 1 s),
+# a smaller first chunk for earlier first audio, and the linear crossfade at chunk seams in samples.
+STREAM_CHUNK_TOKENS = 50
+STREAM_FIRST_CHUNK_TOKENS = 25
+STREAM_CROSSFADE = 320

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sparktts import defaults
 from sparktts.codec.bicodec import BiCodec, decoder_context
 from sparktts.codec.tokens import BiCodecTokens
 
@@ -90,11 +91,11 @@ class StreamingDecoder:
         codec: BiCodec,
         global_ids: Any,
         *,
-        chunk_tokens: int = 50,
+        chunk_tokens: int = defaults.STREAM_CHUNK_TOKENS,
         first_chunk_tokens: int | None = None,
         left_context: int | None = None,
         lookahead: int | None = None,
-        crossfade: int = 320,
+        crossfade: int = defaults.STREAM_CROSSFADE,
     ):
         radius = decoder_context(codec.config)
         self.codec = codec

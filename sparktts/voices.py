@@ -29,7 +29,7 @@ import numpy as np
 
 from sparktts.errors import PromptError
 from sparktts.fileio import atomic_write
-from sparktts.prompts import GLOBAL_CODEBOOK_SIZE, SEMANTIC_CODEBOOK_SIZE
+from sparktts.format.tokens import GLOBAL_CODEBOOK_SIZE, SEMANTIC_CODEBOOK_SIZE
 
 __all__ = ["VOICE_FORMAT_VERSION", "Voice"]
 

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sparktts.prompts import GENDER_MAP, LEVELS_MAP
+from sparktts import defaults
+from sparktts.format.tokens import GENDER_MAP, LEVELS_MAP
 
 __all__ = ["build_parser", "main"]
 
@@ -39,10 +40,10 @@ def _synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dtype", default=None, help="LLM dtype: float32 (default), bfloat16, float16, auto")
     p.add_argument("--quantize", choices=("int8",), default=None, help="int8 LLM on CPU (faster; changes numbers)")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top_k", type=int, default=50)
-    p.add_argument("--top_p", type=float, default=0.95)
-    p.add_argument("--max_new_tokens", type=int, default=3000)
+    p.add_argument("--temperature", type=float, default=defaults.TEMPERATURE)
+    p.add_argument("--top_k", type=int, default=defaults.TOP_K)
+    p.add_argument("--top_p", type=float, default=defaults.TOP_P)
+    p.add_argument("--max_new_tokens", type=int, default=defaults.MAX_NEW_TOKENS)
     p.add_argument("--greedy", action="store_true", help="Greedy decoding (deterministic)")
     p.add_argument("--unconstrained", action="store_true", help="The original's unconstrained generate")
     p.add_argument("--save_voice", default=None, help="Write the voice used / created to this JSON file")
@@ -106,8 +107,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> str:
-    from sparktts.api import SparkTTS
     from sparktts.cli.inference import pick_device
+    from sparktts.inference.tts import SparkTTS
 
     _check_args(args)
     voice = None

@@ -26,9 +26,10 @@ from typing import Any
 
 import torch
 
+from sparktts import defaults
 from sparktts.device import resolve_device
 from sparktts.errors import AudioError, ConfigError, PromptError, SparkTTSError
-from sparktts.prompts import GENDER_MAP, LEVELS_MAP
+from sparktts.format.tokens import GENDER_MAP, LEVELS_MAP
 
 __all__ = ["build_parser", "check_output_dir", "check_prompt_audio", "main", "pick_device", "run_cli", "run_tts",
            "timestamped_path"]
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true", help="Generate and write the audio chunk by chunk")
     p.add_argument("--dtype", type=str, default=None, help="LLM dtype: float32 (default), bfloat16, float16, auto")
     p.add_argument("--quantize", choices=("int8",), default=None, help="int8 LLM on CPU (faster; changes numbers)")
-    p.add_argument("--max_new_tokens", type=int, default=3000)
+    p.add_argument("--max_new_tokens", type=int, default=defaults.MAX_NEW_TOKENS)
     p.add_argument("--unconstrained", action="store_true", help="The original's unconstrained generate")
     p.add_argument("--legacy_join", action="store_true",
                    help="Join prompt_text and text without a space, exactly like the original")
@@ -155,8 +156,8 @@ def run_tts(args: argparse.Namespace) -> Path:
     """Synthesise per ``args`` and write the wav; returns its path."""
     import soundfile
 
-    from sparktts.api import SparkTTS
     from sparktts.fileio import atomic_write
+    from sparktts.inference.tts import SparkTTS
     from sparktts.voices import Voice
 
     creating = args.gender is not None or args.pitch is not None or args.speed is not None
@@ -174,7 +175,7 @@ def run_tts(args: argparse.Namespace) -> Path:
     save_path = timestamped_path(args.save_dir)
     common = dict(seed=args.seed, max_new_tokens=args.max_new_tokens, constrained=not args.unconstrained)
     if not creating and voice is None:
-        voice = tts._resolve_voice(args.prompt_speech_path, args.prompt_text, None, None)
+        voice = tts.resolve_voice(args.prompt_speech_path, args.prompt_text)
     if args.stream:
         if creating:
             stream = tts.stream(args.text, gender=args.gender, pitch=args.pitch, speed=args.speed, **common)

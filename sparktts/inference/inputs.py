@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sparktts import defaults
 from sparktts.errors import ConfigError, PromptError
 from sparktts.format.tokens import Gender, Level
 from sparktts.text import check_text, chunk_text
 
-__all__ = ["as_list", "check_int", "check_labels", "check_number", "label", "text_chunks", "texts", "token_ids"]
+__all__ = [
+    "LONG_TEXT_FIELDS", "LongText", "as_list", "check_int", "check_labels", "check_number", "label", "text_chunks",
+    "texts", "token_ids",
+]
 
 
 def as_list(value: Any, n: int, name: str) -> list[Any]:
@@ -58,8 +63,27 @@ def check_int(value: Any, name: str, *, minimum: int, allow_none: bool = False) 
     return value
 
 
-def text_chunks(text: Any, split: bool | None, max_chars: int, item: int | None = None, n: int = 1) -> list[str]:
+@dataclass(frozen=True)
+class LongText:
+    """How a long text is synthesised: split into sentence chunks, joined with a crossfade.
+
+    Attributes:
+        split: split into chunks; None = when longer than ``max_chars``.
+        max_chars: chunk size in characters.
+        crossfade_s: crossfade between the chunks, in seconds.
+    """
+
+    split: bool | None = None
+    max_chars: int = defaults.MAX_CHARS
+    crossfade_s: float = defaults.CROSSFADE_S
+
+
+LONG_TEXT_FIELDS = ("split", "max_chars", "crossfade_s")  # also accepted as keywords by the facade
+
+
+def text_chunks(text: Any, long_text: LongText, item: int | None = None, n: int = 1) -> list[str]:
     """The checked text as the chunks it is synthesised in; ``item`` (0-based) names the entry of a list."""
+    split, max_chars = long_text.split, long_text.max_chars
     where = f"text item {item + 1} of {n}" if item is not None and n > 1 else "text"
     text = check_text(text, where, in_list=True, warn_no_words=True, stacklevel=4)
     if split not in (None, True, False):

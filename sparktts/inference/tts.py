@@ -26,6 +26,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,21 @@ import torch
 
 from sparktts import defaults
 from sparktts.checkpoint import DEFAULT_REPO_ID, resolve_model_dir
-from sparktts.codec.tokenizer import W2V_DIR, BiCodecTokenizer, resolve_device
+from sparktts.codec.tokenizer import W2V_DIR, BiCodecTokenizer
 from sparktts.codec.tokens import BiCodecTokens
+from sparktts.device import resolve_device
 from sparktts.errors import PromptError
 from sparktts.format.tokens import Gender, Level
-from sparktts.inference.inputs import as_list, check_int, check_number, text_chunks, texts, token_ids
+from sparktts.inference.inputs import (
+    LONG_TEXT_FIELDS,
+    LongText,
+    as_list,
+    check_int,
+    check_number,
+    text_chunks,
+    texts,
+    token_ids,
+)
 from sparktts.inference.scheduler import Job, run_jobs
 from sparktts.inference.stream import SynthesisStream
 from sparktts.inference.synthesis import Synthesis
@@ -53,14 +64,20 @@ __all__ = ["SparkTTS"]
 MAX_CROSSFADE_S = 10.0  # longer is surely a mistake (seconds given as samples?)
 
 
-def _sampling(method: str, sampling: SamplingConfig | None, seed: int | None, overrides: dict[str, Any]
-              ) -> SamplingConfig:
-    """The call's settings; ``overrides`` are the loose sampling keywords (any other name is a TypeError,
-    as for any Python function)."""
-    unknown = sorted(set(overrides) - set(SAMPLING_FIELDS))
+def _options(method: str, sampling: SamplingConfig | None, seed: int | None, long_text: LongText | None,
+             options: dict[str, Any]) -> tuple[SamplingConfig, LongText]:
+    """The call's sampling and long-text settings. ``options`` are the loose keywords that override their
+    fields (``temperature=...``, ``split=...``: the API before the dataclasses); any other name is a
+    TypeError, as for any Python function."""
+    unknown = sorted(set(options) - set(SAMPLING_FIELDS) - set(LONG_TEXT_FIELDS))
     if unknown:
         raise TypeError(f"SparkTTS.{method}() got an unexpected keyword argument {unknown[0]!r}")
-    return resolve_sampling(sampling, seed, **overrides)
+    if long_text is not None and not isinstance(long_text, LongText):
+        raise PromptError(f"long_text must be a LongText, got {type(long_text).__name__}")
+    text_opts = replace(long_text or LongText(), **{k: options[k] for k in LONG_TEXT_FIELDS if k in options})
+    check_number(text_opts.crossfade_s, "crossfade_s", maximum=MAX_CROSSFADE_S)
+    cfg = resolve_sampling(sampling, seed, **{k: options[k] for k in SAMPLING_FIELDS if k in options})
+    return cfg, text_opts
 
 
 class SparkTTS:
@@ -149,14 +166,12 @@ class SparkTTS:
         prompt: Any = None,
         sample_rate: int | None = None,
         sampling: SamplingConfig | None = None,
-        constrained: bool = True,
+        long_text: LongText | None = None,
         legacy_join: bool = False,
-        split: bool | None = None,
-        max_chars: int = defaults.MAX_CHARS,
-        crossfade_s: float = defaults.CROSSFADE_S,
+        constrained: bool = True,
         batch_size: int = defaults.BATCH_SIZE,
         progress: bool | None = None,
-        **sampling_overrides: Any,
+        **options: Any,
     ) -> Synthesis | list[Synthesis]:
         """Speak ``text`` in the voice of a reference clip or a saved :class:`Voice`.
 
@@ -169,11 +184,11 @@ class SparkTTS:
             seed: sampling seed; None draws one (recorded on the result). Same inputs + seed -> same audio.
             sampling: a :class:`SamplingConfig`; the keywords ``temperature``, ``top_k``, ``top_p``,
                 ``do_sample``, ``max_new_tokens`` override its fields.
-            constrained: grammar-constrained decoding (always parseable); False = the original's generate.
+            long_text: a :class:`~sparktts.inference.inputs.LongText`; the keywords ``split`` (None = split
+                into sentence chunks when longer than ``max_chars``), ``max_chars`` and ``crossfade_s``
+                (between the chunks) override its fields.
             legacy_join: join ``prompt_text`` and ``text`` without a space, exactly like the original.
-            split: split the text into sentence chunks: None = when longer than ``max_chars``.
-            max_chars: chunk size for long texts.
-            crossfade_s: crossfade between the chunks of a long text.
+            constrained: grammar-constrained decoding (always parseable); False = the original's generate.
             batch_size: prompts per ``generate`` call. Greedy results do not depend on it; sampled ones
                 do (the seed is per batch), so reproduce a call with the same ``batch_size``.
             progress: tqdm bar over chunks; None = only when there is more than one chunk.
@@ -192,17 +207,17 @@ class SparkTTS:
             prompt_audio = prompt
         items, single = texts(text)
         n = len(items)
-        check_number(crossfade_s, "crossfade_s", maximum=MAX_CROSSFADE_S)
+        cfg, text_opts = _options("clone", sampling, seed, long_text, options)
         audios = as_list(prompt_audio, n, "prompt_audio")
         transcripts = as_list(prompt_text, n, "prompt_text")
         voices_in = as_list(voice, n, "voice")
-        cfg = _sampling("clone", sampling, seed, sampling_overrides)
         t0 = time.perf_counter()
         # Every text is checked before any audio is tokenized.
-        chunked = [text_chunks(t, split, max_chars, i, n) for i, t in enumerate(items)]
+        chunked = [text_chunks(t, text_opts, i, n) for i, t in enumerate(items)]
         jobs = [Job(t, chunks, "clone", voice=self.resolve_voice(a, pt, v, sample_rate))
                 for t, chunks, a, pt, v in zip(items, chunked, audios, transcripts, voices_in)]
-        results = run_jobs(self, jobs, cfg, constrained=constrained, legacy_join=legacy_join, crossfade_s=crossfade_s,
+        results = run_jobs(self, jobs, cfg, constrained=constrained, legacy_join=legacy_join,
+                           crossfade_s=text_opts.crossfade_s,
                            batch_size=batch_size, progress=progress, prompt_s=time.perf_counter() - t0, t0=t0,
                            single=single)
         return results[0] if single else results
@@ -216,13 +231,11 @@ class SparkTTS:
         seed: int | None = None,
         *,
         sampling: SamplingConfig | None = None,
+        long_text: LongText | None = None,
         constrained: bool = True,
-        split: bool | None = None,
-        max_chars: int = defaults.MAX_CHARS,
-        crossfade_s: float = defaults.CROSSFADE_S,
         batch_size: int = defaults.BATCH_SIZE,
         progress: bool | None = None,
-        **sampling_overrides: Any,
+        **options: Any,
     ) -> Synthesis | list[Synthesis]:
         """Design a voice from labels and speak ``text`` in it (no reference audio).
 
@@ -230,7 +243,7 @@ class SparkTTS:
             text: a string or a list of strings.
             gender: "female" | "male" (one, or one per text).
             pitch, speed: "very_low" | "low" | "moderate" | "high" | "very_high" (one, or one per text).
-            seed ... progress, and the sampling keywords: as in :meth:`clone`.
+            seed ... progress, and the sampling and long-text keywords: as in :meth:`clone`.
 
         The model first writes its pitch (mel) and speed (syllables/s) decision, then 32 global tokens
         (the voice), then the speech; the result exposes ``pitch_value``, ``speed_value`` and
@@ -243,13 +256,13 @@ class SparkTTS:
         """
         items, single = texts(text)
         n = len(items)
-        check_number(crossfade_s, "crossfade_s", maximum=MAX_CROSSFADE_S)
+        cfg, text_opts = _options("create", sampling, seed, long_text, options)
         labels = zip(as_list(gender, n, "gender"), as_list(pitch, n, "pitch"), as_list(speed, n, "speed"))
-        cfg = _sampling("create", sampling, seed, sampling_overrides)
         t0 = time.perf_counter()
-        jobs = [Job.create(t, text_chunks(t, split, max_chars, i, n), g, p, s)
+        jobs = [Job.create(t, text_chunks(t, text_opts, i, n), g, p, s)
                 for i, (t, (g, p, s)) in enumerate(zip(items, labels))]
-        results = run_jobs(self, jobs, cfg, constrained=constrained, legacy_join=False, crossfade_s=crossfade_s,
+        results = run_jobs(self, jobs, cfg, constrained=constrained, legacy_join=False,
+                           crossfade_s=text_opts.crossfade_s,
                            batch_size=batch_size, progress=progress, prompt_s=0.0, t0=t0, single=single)
         return results[0] if single else results
 
@@ -337,18 +350,16 @@ class SparkTTS:
         pitch: Any = None,
         speed: Any = None,
         seed: int | None = None,
-        chunk_tokens: int = 50,
-        first_chunk_tokens: int | None = 25,
+        chunk_tokens: int = defaults.STREAM_CHUNK_TOKENS,
+        first_chunk_tokens: int | None = defaults.STREAM_FIRST_CHUNK_TOKENS,
         left_context: int | None = None,
         lookahead: int | None = None,
-        stream_crossfade: int = 320,
+        stream_crossfade: int = defaults.STREAM_CROSSFADE,
         sampling: SamplingConfig | None = None,
-        constrained: bool = True,
+        long_text: LongText | None = None,
         legacy_join: bool = False,
-        split: bool | None = None,
-        max_chars: int = defaults.MAX_CHARS,
-        crossfade_s: float = defaults.CROSSFADE_S,
-        **sampling_overrides: Any,
+        constrained: bool = True,
+        **options: Any,
     ) -> SynthesisStream:
         """Yield audio while the LM is still generating.
 
@@ -367,10 +378,9 @@ class SparkTTS:
             sentence chunk by chunk (with ``batch_size`` 1 and the same seeds, the tokens equal those of
             ``clone`` / ``create``), joined with a ``crossfade_s`` crossfade like the non-streamed call.
         """
-        cfg = _sampling("stream", sampling, seed, sampling_overrides)
+        cfg, text_opts = _options("stream", sampling, seed, long_text, options)
         t0 = time.perf_counter()
-        chunks = text_chunks(text, split, max_chars)
-        check_number(crossfade_s, "crossfade_s", maximum=MAX_CROSSFADE_S)
+        chunks = text_chunks(text, text_opts)
         check_int(chunk_tokens, "chunk_tokens", minimum=1)
         check_int(first_chunk_tokens, "first_chunk_tokens", minimum=1, allow_none=True)
         check_int(left_context, "left_context", minimum=0, allow_none=True)
@@ -385,5 +395,5 @@ class SparkTTS:
         decoder_kwargs = dict(chunk_tokens=chunk_tokens, first_chunk_tokens=first_chunk_tokens,
                               left_context=left_context, lookahead=lookahead, crossfade=stream_crossfade)
         return SynthesisStream(self, job, cfg, constrained, legacy_join, decoder_kwargs,
-                               int(round(crossfade_s * self.sample_rate)), t0)
+                               int(round(text_opts.crossfade_s * self.sample_rate)), t0)
 

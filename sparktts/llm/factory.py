@@ -43,7 +43,7 @@ from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
 
 from sparktts.errors import ConfigError
-from sparktts.prompts import spark_special_tokens
+from sparktts.format.tokens import spark_special_tokens
 
 __all__ = [
     "PRESETS",

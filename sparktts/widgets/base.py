@@ -92,7 +92,7 @@ class SamplingControls:
     """
 
     def __init__(self, max_new_tokens: int | None = None) -> None:
-        from ..generation import SamplingConfig
+        from ..llm.sampling import SamplingConfig
 
         d = SamplingConfig()  # read, not copied, so the panels follow the library's defaults
         max_new_tokens = d.max_new_tokens if max_new_tokens is None else max_new_tokens

@@ -19,7 +19,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..api import SparkTTS
+    from ..inference.tts import SparkTTS
 
 
 NO_MODEL = "no model loaded: create the panel with a SparkTTS, e.g. ClonePanel(SparkTTS.from_pretrained(model_dir))"

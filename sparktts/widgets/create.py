@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 
 from ..errors import PromptError
-from ..prompts import GENDER_MAP, LEVELS_MAP
+from ..format.tokens import GENDER_MAP, LEVELS_MAP
 from .base import Panel, SamplingControls, audio_widget, seed_box, seed_or_none, synthesis_widgets
 from .clone import NO_MODEL
 
 if TYPE_CHECKING:
-    from ..api import SparkTTS
+    from ..inference.tts import SparkTTS
 
 # (shown, value) pairs; the values are the API's labels, in the order of the prompt tokens' ids.
 GENDERS = [(g, g) for g in GENDER_MAP]

@@ -19,7 +19,7 @@ from .base import DATA, Panel, audio_widget, figure_widget
 from .clone import NO_MODEL
 
 if TYPE_CHECKING:
-    from ..api import SparkTTS
+    from ..inference.tts import SparkTTS
 
 
 SOURCES = ("synthesise with the model", "score a folder of <utt>.wav")
@@ -75,7 +75,7 @@ class EvaluatePanel(Panel):
                  max_new_tokens: int | None = None, device: str = "cpu") -> None:
         from ..eval.asr import ASR_BACKENDS
         from ..eval.similarity import SIM_BACKENDS
-        from ..generation import SamplingConfig
+        from ..llm.sampling import SamplingConfig
 
         super().__init__()
         self.tts = tts
