@@ -163,6 +163,30 @@ def _language_code(language: str) -> str:
     return code
 
 
+# Decoding options both Whisper back ends share (same names in both libraries): one greedy pass, no fallback
+# to higher temperatures, no carried-over context, nothing dropped as "no speech" -- as the protocol scores.
+GREEDY_DECODING: dict[str, object] = {
+    "task": "transcribe",
+    "temperature": 0.0,
+    "condition_on_previous_text": False,
+    "without_timestamps": True,
+    "no_speech_threshold": None,
+    "compression_ratio_threshold": None,
+}
+
+
+def _checked_input(asr: FasterWhisperASR | OpenAIWhisperASR, audio: AudioLike, language: str,
+                   sample_rate: int | None) -> tuple[str, np.ndarray]:
+    """The Whisper language code and 16 kHz audio for ``asr.transcribe``, refusing a language it lacks."""
+    code = _language_code(language)
+    if code != "en" and not asr.multilingual:
+        raise EvalError(
+            f"Whisper model {asr.model_name} is English-only and cannot transcribe {language!r}; "
+            "use a multilingual model (e.g. --asr-model base or large-v3)."
+        )
+    return code, load_16k(audio, sample_rate)
+
+
 class ASRModel(Protocol):
     """What the runner needs from a recogniser."""
 
@@ -209,26 +233,9 @@ class FasterWhisperASR:
         str
             The transcript, segments joined and stripped; ``""`` for silence.
         """
-        code = _language_code(language)
-        if code != "en" and not self.multilingual:
-            raise EvalError(
-                f"Whisper model {self.model_name} is English-only and cannot transcribe {language!r}; "
-                "use a multilingual model (e.g. --asr-model base or large-v3)."
-            )
-        wav = load_16k(audio, sample_rate)
+        code, wav = _checked_input(self, audio, language, sample_rate)
         segments, _info = self.model.transcribe(
-            wav,
-            language=code,
-            task="transcribe",
-            beam_size=1,
-            best_of=1,
-            temperature=0.0,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            no_speech_threshold=None,
-            log_prob_threshold=None,
-            compression_ratio_threshold=None,
-            vad_filter=False,
+            wav, language=code, **GREEDY_DECODING, beam_size=1, best_of=1, log_prob_threshold=None, vad_filter=False
         )
         return "".join(seg.text for seg in segments).strip()
 
@@ -249,25 +256,10 @@ class OpenAIWhisperASR:
 
     def transcribe(self, audio: AudioLike, *, language: str, sample_rate: int | None = None) -> str:
         """Transcribe greedily with the language forced; see :meth:`FasterWhisperASR.transcribe`."""
-        code = _language_code(language)
-        if code != "en" and not self.multilingual:
-            raise EvalError(
-                f"Whisper model {self.model_name} is English-only and cannot transcribe {language!r}; "
-                "use a multilingual model."
-            )
-        wav = load_16k(audio, sample_rate)
+        code, wav = _checked_input(self, audio, language, sample_rate)
         out = self.model.transcribe(
-            wav.astype(np.float32),
-            language=code,
-            task="transcribe",
-            temperature=0.0,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            no_speech_threshold=None,
-            logprob_threshold=None,
-            compression_ratio_threshold=None,
-            fp16=self.device.startswith("cuda"),
-            verbose=None,
+            wav.astype(np.float32), language=code, **GREEDY_DECODING, logprob_threshold=None,
+            fp16=self.device.startswith("cuda"), verbose=None,
         )
         return str(out["text"]).strip()
 
