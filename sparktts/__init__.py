@@ -15,6 +15,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 # Imported after __version__: voices.py records it in voice metadata.
+from .inference.inputs import LongText  # noqa: E402
 from .inference.stream import SynthesisStream  # noqa: E402
 from .inference.synthesis import Synthesis  # noqa: E402
 from .inference.tts import SparkTTS  # noqa: E402
@@ -30,6 +31,7 @@ __all__ = [
     "CodecAnalysis",
     "ConfigError",
     "GenerationError",
+    "LongText",
     "PromptError",
     "SamplingConfig",
     "SparkTTS",

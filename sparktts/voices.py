@@ -102,7 +102,7 @@ class Voice:
         """Tokenize a reference clip once.
 
         Args:
-            tokenizer_or_tts: a :class:`~sparktts.codec.BiCodecTokenizer` or a :class:`~sparktts.api.SparkTTS`.
+            tokenizer_or_tts: a :class:`~sparktts.codec.BiCodecTokenizer` or a :class:`~sparktts.SparkTTS`.
             audio: a file path or a float array (then ``sample_rate`` is required).
             transcript: the clip's transcript. With it, the clip's semantic tokens are kept too (this needs
                 the wav2vec2 pass); without it only the speaker branch runs (fast).

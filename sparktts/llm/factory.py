@@ -7,7 +7,7 @@ file formats, loadable offline with ``AutoTokenizer.from_pretrained(dir)`` and
 * ``tokenizer.json``: a byte-level BPE in Qwen2's pipeline (NFC normaliser, Qwen2 split regex, byte-level
   pre-tokenizer / decoder), trained locally on a few English and Chinese sentences. Byte-level means any
   text tokenizes. Then the 22 Qwen2.5 added tokens (``<|endoftext|>``, ``<|im_start|>``,
-  ``<|im_end|>``, ...) and the 13 493 Spark-TTS tokens of :func:`sparktts.prompts.spark_special_tokens`,
+  ``<|im_end|>``, ...) and the 13 493 Spark-TTS tokens of :func:`sparktts.format.tokens.spark_special_tokens`,
   in the release's order.
 * ``tokenizer_config.json`` / ``special_tokens_map.json``: Qwen2.5-Instruct style (``Qwen2Tokenizer``,
   eos ``<|im_end|>``, pad ``<|endoftext|>``, no bos).

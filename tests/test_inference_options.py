@@ -1,0 +1,35 @@
+"""The facade's settings objects and the loose keywords they replace give the same results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparktts import LongText, SamplingConfig, Voice
+
+TEXT = "The first sentence is here. A second one follows it. And a third one ends the text."
+VOICE = Voice(np.arange(32, dtype=np.int64))
+
+
+def test_settings_objects_equal_the_old_keywords(tiny_tts) -> None:
+    old = tiny_tts.clone(TEXT, voice=VOICE, seed=3, split=True, max_chars=40, crossfade_s=0.01,
+                         temperature=0.7, top_k=20, max_new_tokens=12, progress=False)
+    new = tiny_tts.clone(TEXT, voice=VOICE, seed=3, long_text=LongText(split=True, max_chars=40, crossfade_s=0.01),
+                         sampling=SamplingConfig(temperature=0.7, top_k=20, max_new_tokens=12), progress=False)
+    assert len(old.segments) == len(new.segments) > 1
+    assert old.semantic_tokens.tolist() == new.semantic_tokens.tolist()
+    np.testing.assert_array_equal(old.audio, new.audio)
+
+
+def test_a_keyword_overrides_its_settings_field(tiny_tts) -> None:
+    out = tiny_tts.create(TEXT, "female", "low", "high", seed=1, long_text=LongText(split=True, max_chars=40),
+                          split=False, do_sample=False, max_new_tokens=60, progress=False)
+    assert out.segments == []  # split=False wins over the LongText's split=True
+
+
+@pytest.mark.parametrize("method", ["clone", "create", "stream"])
+def test_an_unknown_keyword_is_a_type_error(tiny_tts, method: str) -> None:
+    args = {"clone": dict(voice=VOICE), "create": dict(gender="male", pitch="low", speed="low"),
+            "stream": dict(voice=VOICE)}[method]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'temprature'"):
+        getattr(tiny_tts, method)("Hello.", temprature=0.5, **args)
