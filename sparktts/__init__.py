@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 # Imported after __version__: voices.py records it in voice metadata.
 from .inference.inputs import LongText  # noqa: E402
-from .inference.stream import SynthesisStream  # noqa: E402
+from .inference.stream import StreamOptions, SynthesisStream  # noqa: E402
 from .inference.synthesis import Synthesis  # noqa: E402
 from .inference.tts import SparkTTS  # noqa: E402
 from .llm.sampling import SamplingConfig  # noqa: E402
@@ -37,6 +37,7 @@ __all__ = [
     "SparkTTS",
     "SparkTTSError",
     "SparkTTSWarning",
+    "StreamOptions",
     "Synthesis",
     "SynthesisStream",
     "Voice",

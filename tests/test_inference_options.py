@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparktts import LongText, SamplingConfig, Voice
+from sparktts import LongText, SamplingConfig, StreamOptions, Voice
 
 TEXT = "The first sentence is here. A second one follows it. And a third one ends the text."
 VOICE = Voice(np.arange(32, dtype=np.int64))
@@ -33,3 +33,14 @@ def test_an_unknown_keyword_is_a_type_error(tiny_tts, method: str) -> None:
             "stream": dict(voice=VOICE)}[method]
     with pytest.raises(TypeError, match="unexpected keyword argument 'temprature'"):
         getattr(tiny_tts, method)("Hello.", temprature=0.5, **args)
+
+
+def test_stream_options_equal_the_old_keywords(tiny_tts) -> None:
+    kw = dict(voice=VOICE, seed=2, do_sample=False, max_new_tokens=30)
+    old = tiny_tts.stream("Hello there.", chunk_tokens=4, first_chunk_tokens=2, lookahead=3, stream_crossfade=64, **kw)
+    new = tiny_tts.stream("Hello there.", streaming=StreamOptions(chunk_tokens=4, first_chunk_tokens=2, lookahead=3,
+                                                                  stream_crossfade=64), **kw)
+    old_chunks, new_chunks = list(old), list(new)
+    assert len(old_chunks) == len(new_chunks) > 1
+    for a, b in zip(old_chunks, new_chunks):
+        np.testing.assert_array_equal(a, b)

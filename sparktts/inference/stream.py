@@ -11,18 +11,56 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
+from sparktts import defaults
 from sparktts.errors import GenerationError
 from sparktts.format.grammar import GeneratedTokens, Kind, TokenStreamParser
+from sparktts.inference.inputs import check_int
 from sparktts.inference.scheduler import Job, Pipeline, Row, join, row_result
 from sparktts.inference.synthesis import Synthesis
 from sparktts.llm.sampling import SamplingConfig
 from sparktts.streaming import StreamingDecoder, TokenQueueStreamer, fade_curves
 
-__all__ = ["SynthesisStream"]
+__all__ = ["STREAM_FIELDS", "StreamOptions", "SynthesisStream"]
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How a stream cuts its audio.
+
+    Attributes:
+        chunk_tokens: semantic tokens per chunk (50 = 1 s of audio).
+        first_chunk_tokens: the first chunk's size (smaller = earlier first audio); None = ``chunk_tokens``.
+        left_context / lookahead: tokens of context decoded around each chunk; None = the decoder's
+            receptive radius, which makes the joined stream equal the one-shot decode up to float
+            rounding. A smaller ``lookahead`` gives earlier chunks at a small seam error.
+        stream_crossfade: samples of linear crossfade at chunk seams.
+    """
+
+    chunk_tokens: int = defaults.STREAM_CHUNK_TOKENS
+    first_chunk_tokens: int | None = defaults.STREAM_FIRST_CHUNK_TOKENS
+    left_context: int | None = None
+    lookahead: int | None = None
+    stream_crossfade: int = defaults.STREAM_CROSSFADE
+
+    def __post_init__(self) -> None:
+        check_int(self.chunk_tokens, "chunk_tokens", minimum=1)
+        check_int(self.first_chunk_tokens, "first_chunk_tokens", minimum=1, allow_none=True)
+        check_int(self.left_context, "left_context", minimum=0, allow_none=True)
+        check_int(self.lookahead, "lookahead", minimum=0, allow_none=True)
+        check_int(self.stream_crossfade, "stream_crossfade", minimum=0)
+
+    def decoder_kwargs(self) -> dict[str, Any]:
+        """The :class:`~sparktts.streaming.StreamingDecoder` arguments."""
+        return dict(chunk_tokens=self.chunk_tokens, first_chunk_tokens=self.first_chunk_tokens,
+                    left_context=self.left_context, lookahead=self.lookahead, crossfade=self.stream_crossfade)
+
+
+STREAM_FIELDS = tuple(f.name for f in fields(StreamOptions))  # also accepted as keywords by SparkTTS.stream
 
 
 def _with_end(items: Iterator[np.ndarray]) -> Iterator[np.ndarray | None]:

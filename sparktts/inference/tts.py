@@ -43,14 +43,13 @@ from sparktts.inference.inputs import (
     LONG_TEXT_FIELDS,
     LongText,
     as_list,
-    check_int,
     check_number,
     text_chunks,
     texts,
     token_ids,
 )
 from sparktts.inference.scheduler import Job, run_jobs
-from sparktts.inference.stream import SynthesisStream
+from sparktts.inference.stream import STREAM_FIELDS, StreamOptions, SynthesisStream
 from sparktts.inference.synthesis import Synthesis
 from sparktts.inference.voices import VoiceCache, resolve_voice
 from sparktts.llm.generator import SpeechGenerator
@@ -350,11 +349,7 @@ class SparkTTS:
         pitch: Any = None,
         speed: Any = None,
         seed: int | None = None,
-        chunk_tokens: int = defaults.STREAM_CHUNK_TOKENS,
-        first_chunk_tokens: int | None = defaults.STREAM_FIRST_CHUNK_TOKENS,
-        left_context: int | None = None,
-        lookahead: int | None = None,
-        stream_crossfade: int = defaults.STREAM_CROSSFADE,
+        streaming: StreamOptions | None = None,
         sampling: SamplingConfig | None = None,
         long_text: LongText | None = None,
         legacy_join: bool = False,
@@ -368,32 +363,27 @@ class SparkTTS:
         ``first_chunk_s`` (time to first audio) and ``.result()`` the complete :class:`Synthesis`.
 
         Args:
-            chunk_tokens: semantic tokens per chunk (50 = 1 s of audio); ``first_chunk_tokens`` for the
-                first one (smaller = earlier first audio).
-            left_context / lookahead: tokens of context decoded around each chunk; None = the decoder's
-                receptive radius, which makes the joined stream equal the one-shot decode up to float
-                rounding. A smaller ``lookahead`` gives earlier chunks at a small seam error.
-            stream_crossfade: samples of linear crossfade at chunk seams.
+            streaming: a :class:`~sparktts.inference.stream.StreamOptions`; the keywords ``chunk_tokens``
+                (50 = 1 s of audio), ``first_chunk_tokens`` (smaller = earlier first audio), ``left_context``,
+                ``lookahead`` (None = exact joins; smaller = earlier chunks, small seam errors) and
+                ``stream_crossfade`` (samples) override its fields.
             The other arguments are those of :meth:`clone` / :meth:`create`. A long text is streamed
             sentence chunk by chunk (with ``batch_size`` 1 and the same seeds, the tokens equal those of
             ``clone`` / ``create``), joined with a ``crossfade_s`` crossfade like the non-streamed call.
         """
+        if streaming is not None and not isinstance(streaming, StreamOptions):
+            raise PromptError(f"streaming must be a StreamOptions, got {type(streaming).__name__}")
+        stream_keys = {k: options.pop(k) for k in STREAM_FIELDS if k in options}
         cfg, text_opts = _options("stream", sampling, seed, long_text, options)
         t0 = time.perf_counter()
         chunks = text_chunks(text, text_opts)
-        check_int(chunk_tokens, "chunk_tokens", minimum=1)
-        check_int(first_chunk_tokens, "first_chunk_tokens", minimum=1, allow_none=True)
-        check_int(left_context, "left_context", minimum=0, allow_none=True)
-        check_int(lookahead, "lookahead", minimum=0, allow_none=True)
-        check_int(stream_crossfade, "stream_crossfade", minimum=0)
+        stream_opts = replace(streaming or StreamOptions(), **stream_keys)  # checks the values
         if gender is not None or pitch is not None or speed is not None:
             if voice is not None or prompt_audio is not None:
                 raise PromptError("give either gender/pitch/speed (creation) or a voice / prompt_audio (cloning)")
             job = Job.create(text, chunks, gender, pitch, speed)
         else:
             job = Job(text, chunks, "clone", voice=self.resolve_voice(prompt_audio, prompt_text, voice, sample_rate))
-        decoder_kwargs = dict(chunk_tokens=chunk_tokens, first_chunk_tokens=first_chunk_tokens,
-                              left_context=left_context, lookahead=lookahead, crossfade=stream_crossfade)
-        return SynthesisStream(self, job, cfg, constrained, legacy_join, decoder_kwargs,
+        return SynthesisStream(self, job, cfg, constrained, legacy_join, stream_opts.decoder_kwargs(),
                                int(round(text_opts.crossfade_s * self.sample_rate)), t0)
 
