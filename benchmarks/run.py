@@ -59,10 +59,11 @@ def speech_like(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
 def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -> dict:
     import torch
 
-    from sparktts.api import SparkTTS
+    from sparktts import SparkTTS
     from sparktts.codec import BiCodecTokens
-    from sparktts.generation import SamplingConfig
-    from sparktts.prompts import build_clone_prompt, build_create_prompt
+    from sparktts.format.grammar import infer_mode
+    from sparktts.format.prompts import build_clone_prompt, build_create_prompt
+    from sparktts.llm.sampling import SamplingConfig
 
     torch.manual_seed(0)
     n_llm = 40 if quick else 100
@@ -113,7 +114,7 @@ def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -
                 out = tts.model.generate(**inputs, **cfg.generate_kwargs(), min_new_tokens=n,
                                          pad_token_id=g.vocab.pad_id)
             else:
-                modes = ["create" if "controllable" in p else "clone" for p in prompts]
+                modes = [infer_mode(p) for p in prompts]
                 out = g.fast_decoder.generate(inputs["input_ids"], inputs["attention_mask"], modes, cfg,
                                               min_new_tokens=n)
         elapsed = time.perf_counter() - t0
@@ -163,9 +164,11 @@ def token_agreement(release: Path, n: int = 100) -> dict:
     """
     import torch
 
-    from sparktts.generation import Phase, SamplingConfig, SpeechGenerator
+    from sparktts.format.grammar import Phase
+    from sparktts.format.prompts import build_clone_prompt
+    from sparktts.llm.generator import SpeechGenerator
     from sparktts.llm.model import load_llm
-    from sparktts.prompts import build_clone_prompt
+    from sparktts.llm.sampling import SamplingConfig
 
     prompt = build_clone_prompt("The quick brown fox jumps over the lazy dog.", list(range(32)))
     out: dict = {}

@@ -5,13 +5,13 @@ engines in :mod:`sparktts.llm.engines`, sampling settings and seeds in :mod:`spa
 the output grammar in :mod:`sparktts.format.grammar`.
 """
 
-from sparktts.format.grammar import GeneratedTokens, Kind, Mode, SpeechGrammar, SpeechVocab, infer_mode
+from sparktts.format.grammar import GeneratedTokens, Kind, Mode, Phase, SpeechGrammar, SpeechVocab, infer_mode
 from sparktts.llm.engines.hf import SpeechConstraint
 from sparktts.llm.generator import SpeechGenerator
 from sparktts.llm.sampling import GLOBAL_RNG_LOCK, NAN_SCORES_MESSAGE, SamplingConfig, call_generator, new_seed, seeded
 
 __all__ = [
-    "GLOBAL_RNG_LOCK", "NAN_SCORES_MESSAGE", "GeneratedTokens", "Kind", "Mode",
+    "GLOBAL_RNG_LOCK", "NAN_SCORES_MESSAGE", "GeneratedTokens", "Kind", "Mode", "Phase",
     "SamplingConfig", "SpeechConstraint", "SpeechGenerator", "SpeechGrammar", "SpeechVocab", "call_generator",
     "infer_mode", "new_seed", "seeded",
 ]  # fmt: skip
