@@ -210,6 +210,26 @@ def _on_sys_path(folder: Path):
             sys.path.remove(str(folder))
 
 
+def _read_wavlm_checkpoint(path: Path) -> dict:
+    """The ``wavlm_large_finetune.pth`` dict (with its ``"model"`` weights), read without running pickled code."""
+    import torch
+
+    try:
+        # weights_only: a checkpoint downloaded from others must never run code when it is read (torch
+        # only made this the default in 2.6, and pyproject allows older versions).
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelNotAvailableError(
+            f"wavlm-ecapa: {path} cannot be read as plain weights ({type(exc).__name__}: {exc}); it is "
+            f"corrupt, or holds pickled objects that are not loaded for safety. {_WAVLM_HOWTO}"
+        ) from exc
+    if not isinstance(state, dict) or "model" not in state:
+        raise ModelNotAvailableError(
+            f"wavlm-ecapa: {path} is not wavlm_large_finetune.pth (no 'model' entry). {_WAVLM_HOWTO}"
+        )
+    return state
+
+
 class WavLMECAPA(SpeakerModel):
     """Seed-TTS-eval's WavLM-large + ECAPA-TDNN verifier, from the user's checkout and checkpoint."""
 
@@ -228,7 +248,6 @@ class WavLMECAPA(SpeakerModel):
                 "models/ecapa_tdnn.py). "
                 f"{_WAVLM_HOWTO}"
             )
-        import torch
 
         try:
             with _on_sys_path(Path(code_dir).resolve()):
@@ -241,19 +260,7 @@ class WavLMECAPA(SpeakerModel):
                 f"wavlm-ecapa: building ECAPA_TDNN_SMALL(wavlm_large) failed ({type(exc).__name__}: {exc}). "
                 f"{_WAVLM_HOWTO}"
             ) from exc
-        try:
-            # weights_only: a checkpoint downloaded from others must never run code when it is read (torch
-            # only made this the default in 2.6, and pyproject allows older versions).
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ModelNotAvailableError(
-                f"wavlm-ecapa: {path} cannot be read as plain weights ({type(exc).__name__}: {exc}); it is "
-                f"corrupt, or holds pickled objects that are not loaded for safety. {_WAVLM_HOWTO}"
-            ) from exc
-        if not isinstance(state, dict) or "model" not in state:
-            raise ModelNotAvailableError(
-                f"wavlm-ecapa: {path} is not wavlm_large_finetune.pth (no 'model' entry). {_WAVLM_HOWTO}"
-            )
+        state = _read_wavlm_checkpoint(Path(path))
         # strict=False as in the protocol; the checkpoint omits frozen upstream buffers.
         model.load_state_dict(state["model"], strict=False)
         self._model = model.to(device).eval()
