@@ -174,7 +174,9 @@ def test_two_threads_get_exactly_their_sequential_seeded_results(tiny_tts, voice
             for seed in (1, 2):
                 want = expected[(kind, seed)]
                 assert got[seed].semantic_tokens.tolist() == want.semantic_tokens.tolist()
-                assert np.array_equal(got[seed].audio, want.audio)
+                # Tokens are the seeded result and must be identical; the decoded audio may differ in the last
+                # float bits when two decodes share the cores (oneDNN splits the work differently).
+                np.testing.assert_allclose(got[seed].audio, want.audio, rtol=0, atol=1e-6)
                 assert got[seed].global_tokens.tolist() == want.global_tokens.tolist()
     assert torch.equal(torch.get_rng_state(), state)  # seeded calls never touched the global generator
     # The caller keeps drawing from its own stream while seeded calls run next to it.
