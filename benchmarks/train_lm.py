@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from sparktts.train.config import load_config
     from sparktts.train.lm.config import LMTrainConfig
     from sparktts.train.lm.data import build_examples
-    from sparktts.train.lm.trainer import BASE_DIR, LMTrainer, _write_base, build_model
+    from sparktts.train.lm.trainer import BASE_DIR, LMTrainer, build_model, write_base
 
     cfg = load_config(LMTrainConfig, args.preset, "lm")
     cfg = dataclasses.replace(cfg, max_steps=max(cfg.max_steps, args.steps + args.warmup))
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         data = synthetic_data(tmp / "data", clips=cfg.batch_size * (args.steps + args.warmup), seconds=args.seconds)
         base = tmp / BASE_DIR
-        _write_base(base, cfg, None)
+        write_base(base, cfg, None)
         tokenizer = AutoTokenizer.from_pretrained(str(base))
         examples, stats = build_examples(read_tokenized(data), tokenizer, cfg.tasks, cfg.max_length, 32)
         model = build_model(base, cfg, None)

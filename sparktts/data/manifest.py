@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparktts.errors import SparkTTSError
-from sparktts.prompts import GENDER_MAP, LEVELS_MAP
+from sparktts.format.tokens import GENDER_MAP, LEVELS_MAP
 
 __all__ = ["DataError", "ManifestEntry", "read_manifest"]
 

@@ -43,7 +43,7 @@ from sparktts.data.shards import (
     write_shard,
 )
 from sparktts.fileio import atomic_write, check_writable_dir
-from sparktts.prompts import PITCH_VALUE_MAX, SPEED_VALUE_MAX
+from sparktts.format.tokens import PITCH_VALUE_MAX, SPEED_VALUE_MAX
 
 __all__ = ["PrepareReport", "add_arguments", "clip_labels", "prepare", "run"]
 

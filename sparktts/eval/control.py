@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 
 from sparktts.audio import volume_normalize
+from sparktts.text import CJK_LETTER_RE
+from sparktts.units import hz_to_mel, mel_to_hz
 
 from ._audio import EVAL_SR, AudioLike, load_16k
 from .errors import EvalError
@@ -61,19 +63,9 @@ GENDER_THRESHOLD_MEL = (_m[0] * _f[1] + _f[0] * _m[1]) / (_m[1] + _f[1])  # 240.
 _RMS_WIN_S, _RMS_HOP_S, _RMS_MIN, _MARGIN_S = 0.1, 0.01, 0.01, 0.2
 _F0_VALID = (50.0, 2400.0)
 
-_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\U00020000-\U0003134f]")
+_CJK = CJK_LETTER_RE  # one CJK letter is one syllable
 _WORD = re.compile(r"[A-Za-z']+|\d")
 _DIGIT_SYLLABLES = {"0": 2, "7": 2}  # zero, seven; every other digit name is one syllable
-
-
-def hz_to_mel(f: float) -> float:
-    """Mel scale used by VoxBox: ``2595 * log10(1 + f / 700)``."""
-    return 2595.0 * math.log10(1.0 + f / 700.0)
-
-
-def mel_to_hz(m: float) -> float:
-    """Inverse of :func:`hz_to_mel`."""
-    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
 def _english_word_syllables(word: str) -> int:

@@ -51,7 +51,7 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
 
     from ...testing import RELEASE_TOP_CONFIG
     from .features import FeatureStage, pretrained_dir
-    from .trainer import CodecTrainModel, build_codec
+    from .model import CodecTrainModel, build_codec
 
     run_dir, out = Path(run_dir).expanduser(), Path(out).expanduser()
     cfg_path = run_dir / CONFIG_FILE

@@ -39,84 +39,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...checkpoint import read_state_dict
 from ...codec.bicodec import BiCodec, CodecOutput
-from ...codec.layers import add_weight_norm
-from ...codec.vocos import VocosBackbone
-from ...errors import CheckpointError, ConfigError
+from ...errors import ConfigError
 from ..config import to_dict
 from ..run import MetricsLogger, TrainingError, prepare_run_dir
 from .config import CodecTrainConfig, load_codec_config
 from .discriminators import Discriminator
 from .features import FeatureStage
 from .losses import MultiResolutionMelLoss, adversarial_loss, discriminator_loss, feature_matching_loss
+from .model import CodecTrainModel, build_codec
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 ADVERSARIAL_METRICS = ("discriminator", "adversarial", "feature_matching", "grad_norm_d")
-
-
-class CodecTrainModel(nn.Module):
-    """The generator side: BiCodec, plus the wav2vec2 feature stage when it is trained jointly.
-
-    ``forward(wav (B, N), ref_wav (B, L), use_speaker, feats (B, T, D) or None)`` -> :class:`CodecOutput`
-    with ``wav`` ``(B, 1, N)`` (N a multiple of the hop). ``feats`` comes from a frozen stage outside;
-    without it the joint stage computes it.
-    """
-
-    def __init__(self, codec: BiCodec, features: FeatureStage | None = None):
-        super().__init__()
-        self.codec = codec
-        self.features = features
-
-    def forward(self, wav: Tensor, ref_wav: Tensor, use_speaker: bool = True, feats: Tensor | None = None
-                ) -> CodecOutput:
-        if feats is None:
-            feats = self.features(self.features.aligned_input(wav))
-        return self.codec(feats, ref_wav, use_speaker=use_speaker)
-
-
-def initialise(codec: BiCodec) -> BiCodec:
-    """Initialisation for training from scratch, as vocos and DAC do it (the speaker encoder keeps torch's).
-
-    ConvNeXt backbones (encoder, prenet, postnet): conv and linear weights from a truncated normal
-    (std 0.02), zero biases, layer scale ``1 / num_layers`` (so a deep residual stack starts near the
-    identity); the wave generator: the same for its convolutions.
-    """
-    def normal_(module: nn.Module, types: tuple[type, ...]) -> None:
-        for m in module.modules():
-            if isinstance(m, types):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    with torch.no_grad():
-        for part in (codec.encoder, codec.prenet, codec.postnet):
-            normal_(part, (nn.Conv1d, nn.Linear))
-            for backbone in part.modules():
-                if isinstance(backbone, VocosBackbone):
-                    for block in backbone.convnext:
-                        block.gamma.fill_(1.0 / len(backbone.convnext))
-        normal_(codec.decoder, (nn.Conv1d,))
-    return codec
-
-
-def build_codec(cfg: CodecTrainConfig, init: str | os.PathLike | None = None) -> BiCodec:
-    """A trainable BiCodec: random weights (seeded) or a release's ``BiCodec/``, weight norm parametrised."""
-    codec = BiCodec(cfg.bicodec())
-    if init is None:
-        initialise(codec)
-    else:
-        root = Path(init).expanduser()
-        weights = root / "BiCodec" / "model.safetensors" if (root / "BiCodec").is_dir() else root / "model.safetensors"
-        try:
-            codec.load_released_state_dict(read_state_dict(weights), source=str(weights))
-        except CheckpointError as exc:
-            raise CheckpointError(f"--init {root}: {exc} Set the config's model: to {root} (its BiCodec "
-                                  f"config) to fine-tune it.") from exc
-    return add_weight_norm(codec).train()
 
 
 def lr_factor(cfg: CodecTrainConfig) -> Callable[[int], float]:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from sparktts.data.shards import TokenizedClip
-from sparktts.prompts import build_clone_prompt, build_clone_target, build_create_prompt, build_create_target
+from sparktts.format.prompts import build_clone_prompt, build_clone_target, build_create_prompt, build_create_target
 
 __all__ = ["IGNORE_INDEX", "ExampleStats", "TrainingExample", "build_examples", "collate", "example_strings"]
 

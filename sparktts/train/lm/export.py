@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from sparktts.train.lm.config import LMTrainConfig
-from sparktts.train.lm.trainer import BASE_DIR, CKPT_DIR, WEIGHTS, latest_checkpoint, wrap_lora
+from sparktts.train.lm.model import wrap_lora
+from sparktts.train.lm.trainer import BASE_DIR, CKPT_DIR, WEIGHTS, latest_checkpoint
 from sparktts.train.run import TrainingError, read_run_info
 
 __all__ = ["export"]

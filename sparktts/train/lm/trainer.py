@@ -40,6 +40,7 @@ from sparktts.errors import ConfigError
 from sparktts.train.config import load_config, to_dict
 from sparktts.train.lm.config import LMTrainConfig
 from sparktts.train.lm.data import ExampleStats, TrainingExample, build_examples, collate
+from sparktts.train.lm.model import build_model, write_base
 from sparktts.train.run import MetricsLogger, TrainingError, prepare_run_dir
 
 __all__ = ["LMTrainer", "add_arguments", "latest_checkpoint", "run", "train_lm"]
@@ -49,8 +50,7 @@ log = logging.getLogger(__name__)
 BASE_DIR = "base"  # model config + tokenizer files of the run (what export writes into LLM/)
 CKPT_DIR = "checkpoints"
 WEIGHTS = "model.safetensors"
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                    "merges.txt", "added_tokens.json", "chat_template.jinja")
+
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -58,95 +58,6 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     folder = Path(run_dir) / CKPT_DIR
     ckpts = sorted(p for p in folder.glob("step-*") if (p / "state.json").is_file()) if folder.is_dir() else []
     return ckpts[-1] if ckpts else None
-
-
-def _llm_dir(init: str | os.PathLike) -> Path:
-    """A release root or an ``LLM/`` folder -> the folder holding config.json and the tokenizer."""
-    from sparktts.checkpoint import resolve_model_dir
-
-    path = Path(init).expanduser()
-    if not path.exists():
-        path = Path(resolve_model_dir(init))  # a hub id when online, as every other loader accepts
-    return path / "LLM" if (path / "LLM" / "config.json").is_file() else path
-
-
-def _write_base(base: Path, cfg: LMTrainConfig, init: str | None) -> None:
-    """Write ``base/``: tokenizer files and the model's config.json / generation_config.json."""
-    from transformers import AutoConfig, GenerationConfig, Qwen2Config
-
-    base.mkdir(parents=True, exist_ok=True)
-    if init is not None:
-        src = _llm_dir(init)
-        if not (src / "config.json").is_file():
-            raise TrainingError(f"--init {init}: no LLM config.json there; pass a release directory or its LLM/")
-        for name in (*_TOKENIZER_FILES, "config.json", "generation_config.json"):
-            if (src / name).is_file():
-                shutil.copy2(src / name, base / name)
-        AutoConfig.from_pretrained(str(src))  # fail here, with the path, if transformers cannot read it
-        return
-    from sparktts.llm import factory
-
-    m = cfg.model
-    src = Path(m.tokenizer).expanduser()
-    if src.is_dir():
-        for name in _TOKENIZER_FILES:
-            if (src / name).is_file():
-                shutil.copy2(src / name, base / name)
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(base / "tokenizer.json"))
-    else:
-        if m.tokenizer not in factory.PRESETS:
-            raise ConfigError(f"model.tokenizer {m.tokenizer!r} is neither a folder with tokenizer files nor one "
-                              f"of the presets {list(factory.PRESETS)}")
-        tok = factory.build_tokenizer(m.tokenizer)
-        # The factory's writer gives the released LLM/'s tokenizer files (Qwen2Tokenizer, eos <|im_end|>).
-        factory._write_tokenizer_files(tok, base, m.max_position_embeddings)
-    n_tokens = tok.get_vocab_size(with_added_tokens=True)
-    vocab = m.vocab_size or -(-n_tokens // m.vocab_multiple) * m.vocab_multiple
-    if vocab < n_tokens:
-        raise ConfigError(f"model.vocab_size {vocab} is smaller than the tokenizer ({n_tokens} tokens)")
-    bos, eos = tok.token_to_id("<|endoftext|>"), tok.token_to_id("<|im_end|>")
-    config = Qwen2Config(
-        vocab_size=vocab, hidden_size=m.hidden_size, intermediate_size=m.intermediate_size,
-        num_hidden_layers=m.num_hidden_layers, num_attention_heads=m.num_attention_heads,
-        num_key_value_heads=m.num_key_value_heads, max_position_embeddings=m.max_position_embeddings,
-        rope_theta=m.rope_theta, rms_norm_eps=m.rms_norm_eps, tie_word_embeddings=m.tie_word_embeddings,
-        use_sliding_window=False, max_window_layers=m.num_hidden_layers, bos_token_id=bos, eos_token_id=eos,
-    )
-    config.save_pretrained(str(base))
-    GenerationConfig(bos_token_id=bos, eos_token_id=eos, pad_token_id=bos).save_pretrained(str(base))
-    cfg_json = json.loads((base / "config.json").read_text())
-    cfg_json.setdefault("rope_theta", m.rope_theta)  # transformers 4.x reads only the top-level key
-    (base / "config.json").write_text(json.dumps(cfg_json, indent=2, sort_keys=True) + "\n")
-
-
-def build_model(base: Path, cfg: LMTrainConfig, init: str | None) -> Any:
-    """The model to train: ``--init`` weights or a seeded random init, wrapped with LoRA when enabled."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from sparktts.checkpoint import quiet_transformers_loading
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        with quiet_transformers_loading():
-            if init is not None:
-                model = AutoModelForCausalLM.from_pretrained(str(_llm_dir(init)), dtype=torch.float32)
-            else:
-                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(base)), dtype=torch.float32)
-        if cfg.lora.enabled:
-            model = wrap_lora(model, cfg)
-    return model
-
-
-def wrap_lora(model: Any, cfg: LMTrainConfig) -> Any:
-    """``model`` with ``cfg.lora``'s adapters (only they train); the exporter merges them back."""
-    from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
-
-    lc = cfg.lora
-    return get_peft_model(model, PeftLoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                                                target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
 
 
 def _lr_lambda(cfg: LMTrainConfig):
@@ -373,7 +284,7 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
     acc.wait_for_everyone()
     base = run_dir / BASE_DIR
     if not resume and acc.is_main_process:
-        _write_base(base, cfg, info["init"])
+        write_base(base, cfg, info["init"])
     acc.wait_for_everyone()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     examples, stats = build_examples(read_tokenized(data), tokenizer, cfg.tasks, cfg.max_length,
