@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["PARTIAL_SUFFIX", "atomic_write", "check_writable_dir"]
+__all__ = ["PARTIAL_SUFFIX", "atomic_dir", "atomic_write", "check_writable_dir"]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -69,6 +70,32 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, encoding: str | N
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """Build a folder under a hidden temporary name next to ``path``; on a clean exit it becomes ``path``.
+
+    For exports and checkpoints: a folder under the final name is always complete. ``path`` may exist
+    as an empty folder; with ``replace`` an existing folder is removed first (a checkpoint rewritten at
+    the same step). An exception inside the block removes the temporary folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    tmp.mkdir()  # not mkdtemp: its mode 0700 would become the result's (umask applies here)
+    try:
+        yield tmp
+        if path.exists():
+            if replace:
+                shutil.rmtree(path)
+            else:
+                path.rmdir()  # only an empty folder may stand in the way
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(path.parent)
 

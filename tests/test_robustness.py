@@ -915,3 +915,23 @@ def test_fuzz_audio_arrays_and_token_arrays(tiny_tts, voice, watchdog, audio, sa
             assert wav.dtype == np.float32 and np.isfinite(wav).all()
         except SparkTTSError:
             pass
+
+
+def test_atomic_dir_leaves_the_complete_folder_or_none(tmp_path) -> None:
+    from sparktts.fileio import atomic_dir
+
+    out = tmp_path / "release"
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "half.bin").write_bytes(b"x")
+        raise RuntimeError("killed mid-export")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    with atomic_dir(out) as tmp:
+        (tmp / "a.bin").write_bytes(b"a")
+    assert sorted(p.name for p in out.iterdir()) == ["a.bin"]
+    with pytest.raises(OSError), atomic_dir(out) as tmp:  # a non-empty folder is never overwritten ...
+        (tmp / "b.bin").write_bytes(b"b")
+    assert sorted(p.name for p in out.iterdir()) == ["a.bin"]
+    with atomic_dir(out, replace=True) as tmp:  # ... unless asked (a checkpoint rewritten at its step)
+        (tmp / "b.bin").write_bytes(b"b")
+    assert sorted(p.name for p in out.iterdir()) == ["b.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["release"]

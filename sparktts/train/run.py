@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..fileio import atomic_write, check_writable_dir
 from .config import to_dict
 
 RUN_FILE = "run.json"
+CHECKPOINTS_DIR = "checkpoints"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
 
@@ -78,6 +80,40 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise TrainingError(f"{run_dir}: not a training run directory (no {RUN_FILE}).")
     return json.loads(path.read_text())
+
+
+def list_checkpoints(run_dir: str | os.PathLike, marker: str) -> list[Path]:
+    """Complete checkpoints of a run, oldest first: folders of ``checkpoints/`` holding ``marker``.
+
+    Each trainer writes ``marker`` last and names its folders with a zero-padded step, so name order
+    is step order; hidden and ``.tmp`` folders are checkpoints still being written.
+    """
+    folder = Path(run_dir) / CHECKPOINTS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and not p.name.endswith(".tmp") and (p / marker).is_file())
+
+
+def find_checkpoint(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None, marker: str) -> Path:
+    """The checkpoint to use: the latest one, or ``checkpoint`` given as a folder or a name in ``checkpoints/``."""
+    run_dir = Path(run_dir)
+    found = list_checkpoints(run_dir, marker)
+    if checkpoint is None:
+        if not found:
+            raise TrainingError(f"{run_dir}: no checkpoint to export yet; train at least one step first.")
+        return found[-1]
+    for cand in (Path(checkpoint).expanduser(), run_dir / CHECKPOINTS_DIR / checkpoint):
+        if (cand / marker).is_file():
+            return cand
+    raise TrainingError(f"--checkpoint {checkpoint}: not a checkpoint of {run_dir} (no {marker}); choose one of "
+                        f"{[p.name for p in found]}.")
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep: int, marker: str) -> None:
+    """Remove all but the newest ``keep`` checkpoints."""
+    for old in list_checkpoints(run_dir, marker)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -13,7 +13,6 @@ that is renamed at the end, so a release never exists half-written under its fin
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -22,27 +21,18 @@ import yaml
 from ...checkpoint import quiet_transformers_loading, read_state_dict
 from ...codec.layers import weight_norm_state_dict
 from ...codec.tokenizer import W2V_DIR
+from ...fileio import atomic_dir, check_writable_dir
 from ..config import from_dict
-from ..run import CONFIG_FILE, TrainingError
+from ..run import CONFIG_FILE, TrainingError, find_checkpoint
 from .config import CodecTrainConfig, validate
 
 MODEL_FILE = "model.safetensors"  # what accelerate's save_state names the first prepared model
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str | None) -> Path:
-    from .trainer import list_checkpoints
+    from .trainer import STATE_FILE
 
-    if checkpoint is None:
-        found = list_checkpoints(run_dir)
-        if not found:
-            raise TrainingError(f"{run_dir}: no checkpoint to export yet; train first (checkpoints/ is empty).")
-        return found[-1]
-    path = Path(checkpoint).expanduser()
-    for cand in (path, run_dir / "checkpoints" / checkpoint):
-        if (cand / MODEL_FILE).is_file():
-            return cand
-    raise TrainingError(f"--checkpoint {checkpoint}: not a checkpoint of {run_dir} (no {MODEL_FILE}); "
-                        f"choose one of {[p.name for p in list_checkpoints(run_dir)]}.")
+    return find_checkpoint(run_dir, checkpoint, STATE_FILE)
 
 
 def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
@@ -67,13 +57,11 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
     model.load_state_dict(read_state_dict(ckpt / MODEL_FILE), strict=True)
 
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.export-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "BiCodec").mkdir(parents=True)
+        check_writable_dir(out.parent)
     except OSError as exc:
         raise TrainingError(f"{out}: cannot write there ({exc.strerror}). Choose a writable --out.") from exc
-    try:
+    with atomic_dir(out) as tmp:
+        (tmp / "BiCodec").mkdir()
         top = {**RELEASE_TOP_CONFIG, "segment_duration": cfg.data.segment_seconds,
                "ref_segment_duration": cfg.data.ref_seconds, "volume_normalize": cfg.data.volume_normalize}
         (tmp / "config.yaml").write_text(yaml.safe_dump(top, sort_keys=False))
@@ -83,12 +71,6 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
             _save_joint_wav2vec2(joint, tmp / W2V_DIR)
         else:
             shutil.copytree(pretrained_dir(cfg.wav2vec2.pretrained), tmp / W2V_DIR)
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -42,7 +42,8 @@ from torch import Tensor, nn
 from ...codec.bicodec import BiCodec, CodecOutput
 from ...errors import ConfigError
 from ..config import to_dict
-from ..run import MetricsLogger, TrainingError, prepare_run_dir
+from ..run import CHECKPOINTS_DIR, MetricsLogger, TrainingError, prepare_run_dir, prune_checkpoints
+from ..run import list_checkpoints as run_checkpoints
 from .config import CodecTrainConfig, load_codec_config
 from .discriminators import Discriminator
 from .features import FeatureStage
@@ -51,7 +52,7 @@ from .model import CodecTrainModel, build_codec
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = CHECKPOINTS_DIR
 STATE_FILE = "trainer_state.json"
 ADVERSARIAL_METRICS = ("discriminator", "adversarial", "feature_matching", "grad_norm_d")
 
@@ -225,6 +226,8 @@ class CodecTrainer:
         """``save_state`` into ``checkpoints/step_N`` (written as ``.tmp`` and renamed when complete)."""
         acc = self.acc
         final = run_dir / CHECKPOINTS / f"step_{step:08d}"
+        # Not fileio.atomic_dir: every rank writes its RNG state into the folder, so the temporary name
+        # must be one all ranks know in advance.
         tmp = final.with_name(final.name + ".tmp")
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -237,8 +240,7 @@ class CodecTrainer:
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
-            for old in list_checkpoints(run_dir)[: -self.cfg.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
+            prune_checkpoints(run_dir, self.cfg.keep_checkpoints, STATE_FILE)
         acc.wait_for_everyone()
         return final
 
@@ -260,12 +262,8 @@ class CodecTrainer:
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
-    folder = Path(run_dir) / CHECKPOINTS
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".tmp")
-                  and (p / STATE_FILE).is_file())
+    """Complete checkpoints of a codec run, oldest first."""
+    return run_checkpoints(run_dir, STATE_FILE)
 
 
 def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any]:

@@ -11,31 +11,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from sparktts.fileio import atomic_dir, check_writable_dir
 from sparktts.train.lm.config import LMTrainConfig
 from sparktts.train.lm.model import wrap_lora
-from sparktts.train.lm.trainer import BASE_DIR, CKPT_DIR, WEIGHTS, latest_checkpoint
-from sparktts.train.run import TrainingError, read_run_info
+from sparktts.train.lm.trainer import BASE_DIR, STATE_FILE, WEIGHTS
+from sparktts.train.run import TrainingError, find_checkpoint, read_run_info
 
 __all__ = ["export"]
 
 _CODEC_PARTS = ("config.yaml", "BiCodec", "wav2vec2-large-xlsr-53")
-
-
-def _checkpoint(run_dir: Path, checkpoint: str | None) -> Path:
-    if checkpoint is None:
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise TrainingError(f"{run_dir}: no checkpoint to export yet; train at least one step first")
-        return ckpt
-    for cand in (Path(checkpoint).expanduser(), run_dir / CKPT_DIR / checkpoint):
-        if (cand / "state.json").is_file():
-            return cand
-    raise TrainingError(f"checkpoint {checkpoint!r} not found (give a folder or a name under {run_dir / CKPT_DIR})")
 
 
 def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
@@ -51,7 +39,7 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
 
     run_dir, out = Path(run_dir).expanduser(), Path(out).expanduser()
     info = read_run_info(run_dir)
-    ckpt = _checkpoint(run_dir, checkpoint)
+    ckpt = find_checkpoint(run_dir, checkpoint, STATE_FILE)
     codec = Path(info.get("codec_dir") or "")
     missing = [p for p in _CODEC_PARTS if not (codec / p).exists()]
     if missing:
@@ -59,8 +47,8 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
                             "restore it (the export copies its codec parts)")
     if out.exists() and any(out.iterdir()):
         raise TrainingError(f"{out}: exists and is not empty; choose a new --out or remove it")
-    state = json.loads((ckpt / "state.json").read_text())
-    cfg = from_dict(LMTrainConfig, state["config"], f"{ckpt}/state.json")
+    state = json.loads((ckpt / STATE_FILE).read_text())
+    cfg = from_dict(LMTrainConfig, state["config"], f"{ckpt}/{STATE_FILE}")
     base = run_dir / BASE_DIR
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(base)), dtype=torch.float32)
     if cfg.lora.enabled:
@@ -69,9 +57,11 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
     if cfg.lora.enabled:
         model = model.merge_and_unload()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        check_writable_dir(out.parent)
+    except OSError as exc:
+        raise TrainingError(f"{out}: cannot write there ({exc.strerror}). Choose a writable --out.") from exc
+    with atomic_dir(out) as tmp:
         llm = tmp / "LLM"
         model.save_pretrained(str(llm), safe_serialization=True)
         for f in base.iterdir():
@@ -87,10 +77,4 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp / part)
         (tmp / "export.json").write_text(json.dumps({"run_dir": str(run_dir.resolve()), "checkpoint": ckpt.name,
                                                      "step": state["step"], "codec_dir": str(codec)}, indent=2))
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +36,34 @@ import torch.nn.functional as F
 
 from sparktts.data.shards import read_data_info, read_tokenized
 from sparktts.errors import ConfigError
+from sparktts.fileio import atomic_dir
 from sparktts.train.config import load_config, to_dict
 from sparktts.train.lm.config import LMTrainConfig
 from sparktts.train.lm.data import ExampleStats, TrainingExample, build_examples, collate
 from sparktts.train.lm.model import build_model, write_base
-from sparktts.train.run import MetricsLogger, TrainingError, prepare_run_dir
+from sparktts.train.run import (
+    CHECKPOINTS_DIR,
+    MetricsLogger,
+    TrainingError,
+    list_checkpoints,
+    prepare_run_dir,
+    prune_checkpoints,
+)
 
 __all__ = ["LMTrainer", "add_arguments", "latest_checkpoint", "run", "train_lm"]
 
 log = logging.getLogger(__name__)
 
 BASE_DIR = "base"  # model config + tokenizer files of the run (what export writes into LLM/)
-CKPT_DIR = "checkpoints"
+CKPT_DIR = CHECKPOINTS_DIR
+STATE_FILE = "state.json"
 WEIGHTS = "model.safetensors"
 
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint folder of a run, or None."""
-    folder = Path(run_dir) / CKPT_DIR
-    ckpts = sorted(p for p in folder.glob("step-*") if (p / "state.json").is_file()) if folder.is_dir() else []
+    ckpts = list_checkpoints(run_dir, STATE_FILE)
     return ckpts[-1] if ckpts else None
 
 
@@ -193,19 +200,14 @@ class LMTrainer:
         folder = run_dir / CKPT_DIR / f"step-{self.step:08d}"
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            tmp = folder.with_name(f".{folder.name}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            # save_model handles the tied embedding / LM head that save_file refuses.
-            save_model(self.acc.unwrap_model(self.model), str(tmp / WEIGHTS))
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                       tmp / "optimizer.pt")
-            (tmp / "state.json").write_text(json.dumps({"step": self.step, "config": to_dict(self.cfg)}, indent=2))
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-            ckpts = sorted(p for p in (run_dir / CKPT_DIR).glob("step-*") if p.is_dir())
-            for old in ckpts[: -self.cfg.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
+            with atomic_dir(folder, replace=True) as tmp:
+                # save_model handles the tied embedding / LM head that save_file refuses.
+                save_model(self.acc.unwrap_model(self.model), str(tmp / WEIGHTS))
+                torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+                           tmp / "optimizer.pt")
+                state = {"step": self.step, "config": to_dict(self.cfg)}
+                (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+            prune_checkpoints(run_dir, self.cfg.keep_checkpoints, STATE_FILE)
         self.acc.wait_for_everyone()
         return folder
 
@@ -218,7 +220,7 @@ class LMTrainer:
         """
         from safetensors.torch import load_model
 
-        state = json.loads((folder / "state.json").read_text())
+        state = json.loads((folder / STATE_FILE).read_text())
         if state.get("config") != to_dict(self.cfg):
             old, new = state.get("config") or {}, to_dict(self.cfg)
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
