@@ -73,6 +73,15 @@ def test_run_dir_refuses_reuse_and_changed_config_on_resume(tmp_path):
         prepare_run_dir(tmp_path / "fresh", "codec", Run(steps=1), {}, resume=True)
 
 
+def test_other_ranks_do_not_mistake_the_main_ranks_new_run_for_an_old_one(tmp_path):
+    # Under DDP the main rank may write config.yaml before another rank looks (a CI failure once).
+    out = tmp_path / "run"
+    prepare_run_dir(out, "lm", Run(steps=1), {}, resume=False, is_main=True)
+    assert prepare_run_dir(out, "lm", Run(steps=1), {}, resume=False, is_main=False) == out
+    prepare_run_dir(tmp_path / "other", "lm", Run(steps=1), {}, resume=False, is_main=False)
+    assert not (tmp_path / "other" / "config.yaml").exists()  # only the main rank writes
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
 def test_unwritable_out_is_a_clear_error(tmp_path):
     locked = tmp_path / "locked"

@@ -58,19 +58,21 @@ def prepare_run_dir(out: str | os.PathLike, kind: str, config: Any, info: Mappin
             raise ConfigError(f"{out}: --resume with a config that differs from the run's in {diff}. "
                               f"Resume with the same --config, or start a new --out.")
         return out
+    if not is_main:
+        # The main rank checks and writes; a check here would race with its write and see its own run.
+        return out
     if recorded.exists():
         raise TrainingError(f"{out}: already holds a training run. Pass --resume to continue it, or "
                             f"choose another --out.")
-    if is_main:
-        try:
-            check_writable_dir(out)
-        except OSError as exc:
-            raise TrainingError(f"{out}: cannot write there ({exc.strerror}). Choose a writable --out.") from exc
-        _write_atomic(recorded, yaml.safe_dump(cfg, sort_keys=False))
-        from .. import __version__
+    try:
+        check_writable_dir(out)
+    except OSError as exc:
+        raise TrainingError(f"{out}: cannot write there ({exc.strerror}). Choose a writable --out.") from exc
+    _write_atomic(recorded, yaml.safe_dump(cfg, sort_keys=False))
+    from .. import __version__
 
-        _write_atomic(out / RUN_FILE, json.dumps({"kind": kind, "sparktts_version": __version__, **info},
-                                                  indent=2, default=str))
+    _write_atomic(out / RUN_FILE, json.dumps({"kind": kind, "sparktts_version": __version__, **info},
+                                              indent=2, default=str))
     return out
 
 

@@ -302,15 +302,9 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file otherwise
     acc = make_accelerator(cfg, device)
     info = {"data": str(Path(data).expanduser().resolve()), "init": str(init) if init else None,
-            "num_processes": acc.num_processes}
-    # Other ranks only check (they must not see the folder the main rank is creating as a finished run).
-    if not acc.is_main_process:
-        prepare_run_dir(out, "codec", cfg, info, resume, is_main=False)
+            "processes": acc.num_processes}
+    run_dir = prepare_run_dir(out, "codec", cfg, info, resume, acc.is_main_process)
     acc.wait_for_everyone()
-    if acc.is_main_process:
-        run_dir = prepare_run_dir(out, "codec", cfg, info, resume, is_main=True)
-    acc.wait_for_everyone()
-    run_dir = Path(out).expanduser()
 
     trainer = CodecTrainer(cfg, acc, init=None if resume else init)
     step = 0
