@@ -27,6 +27,10 @@ TOP_P = 0.95
 MAX_NEW_TOKENS = 3000  # 60 s of speech at 50 semantic tokens per second
 DO_SAMPLE = True
 ENGINE = "fast"  # see sparktts.llm.engines
+# CPU quantization of the LLM body (sparktts.llm.kernels): the choices of --quantize / quantize=.
+QUANTIZE = ("int8", "int8-weight", "int4", "auto")
+QUANTIZE_HELP = ("LLM on CPU with low-bit weights (faster; changes the numbers): int8, int8-weight, int4, or auto "
+                 "(the fastest 8-bit kernel on this CPU)")
 
 # -- Long text: texts longer than MAX_CHARS are split into sentence chunks (sparktts.text.chunk_text) that are
 # joined with a CROSSFADE_S crossfade; pieces shorter than MIN_CHARS are merged into a neighbour.

@@ -87,13 +87,14 @@ def test_top_k_top_p_match_transformers_warpers():
     assert torch.equal(ours[~torch.isinf(ours)], theirs[~torch.isinf(theirs)])
 
 
-def test_int8_quantization_keeps_the_grammar(tiny_release, prompts):
-    """int8 changes the numbers (its quality cost is measured in benchmarks), never the output format."""
+@pytest.mark.parametrize("scheme", ["int8", "int8-weight", "int4"])
+def test_quantization_keeps_the_grammar(tiny_release, prompts, scheme):
+    """Quantization changes the numbers (its quality cost is measured in benchmarks), never the output format."""
     from sparktts.generation import SpeechGenerator
     from sparktts.llm.model import load_llm
 
     tokenizer, model = load_llm(tiny_release / "LLM", "cpu")
-    quantize_int8(model)
+    quantize_int8(model, scheme)
     gen = SpeechGenerator(model, tokenizer, semantic_size=128, global_size=4096, num_globals=32)
     assert isinstance(gen.fast_decoder, FastDecoder)
     rows = gen.generate(prompts, GREEDY, allow_empty=True)
@@ -204,8 +205,8 @@ def test_int8_loading_names_a_broken_checkpoint(tiny_release, tmp_path):
 
     with pytest.raises(ConfigError, match="CPU"):
         load_llm(tiny_release / "LLM", "cuda", quantize="int8")
-    with pytest.raises(ConfigError, match="int8"):
-        load_llm(tiny_release / "LLM", "cpu", quantize="int4")
+    with pytest.raises(ConfigError, match="'int8', 'int8-weight', 'int4', 'auto', not 'int3'"):
+        load_llm(tiny_release / "LLM", "cpu", quantize="int3")
     broken = tmp_path / "LLM"
     shutil.copytree(tiny_release / "LLM", broken)
     weights = load_file(str(broken / "model.safetensors"))
@@ -228,7 +229,7 @@ def test_int8_layer_equals_torch_dynamic_quantization():
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
     from torch.ao.quantization import per_channel_dynamic_qconfig
 
-    from sparktts.llm.quantize import _int8_linear
+    from sparktts.llm.kernels import dynamic_int8_linear
 
     gen = torch.Generator().manual_seed(0)
     float_layer = nn.Linear(64, 48)
@@ -238,7 +239,7 @@ def test_int8_layer_equals_torch_dynamic_quantization():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = DynamicLinear.from_float(float_layer)
-    ours = _int8_linear(float_layer.weight, float_layer.bias)
+    ours = dynamic_int8_linear(float_layer.weight, float_layer.bias)
     x = torch.randn(5, 64, generator=gen)
     assert (ours.in_features, ours.out_features) == (64, 48)
     assert torch.equal(ours(x), theirs(x))

@@ -39,7 +39,7 @@ def _synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="Output wav path")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dtype", default=None, help="LLM dtype: float32 (default), bfloat16, float16, auto")
-    p.add_argument("--quantize", choices=("int8",), default=None, help="int8 LLM on CPU (faster; changes numbers)")
+    p.add_argument("--quantize", choices=defaults.QUANTIZE, default=None, help=defaults.QUANTIZE_HELP)
     p.add_argument("--temperature", type=float, default=defaults.TEMPERATURE)
     p.add_argument("--top_k", type=int, default=defaults.TOP_K)
     p.add_argument("--top_p", type=float, default=defaults.TOP_P)

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_voice", type=str, default=None, help="Write the voice used / created to this JSON file")
     p.add_argument("--stream", action="store_true", help="Generate and write the audio chunk by chunk")
     p.add_argument("--dtype", type=str, default=None, help="LLM dtype: float32 (default), bfloat16, float16, auto")
-    p.add_argument("--quantize", choices=("int8",), default=None, help="int8 LLM on CPU (faster; changes numbers)")
+    p.add_argument("--quantize", choices=defaults.QUANTIZE, default=None, help=defaults.QUANTIZE_HELP)
     p.add_argument("--max_new_tokens", type=int, default=defaults.MAX_NEW_TOKENS)
     p.add_argument("--unconstrained", action="store_true", help="The original's unconstrained generate")
     p.add_argument("--legacy_join", action="store_true",

@@ -26,6 +26,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from sparktts import defaults
 from sparktts.errors import SparkTTSError
 
 from .asr import ASR_BACKENDS
@@ -103,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, default=None, help="seed passed to every synthesis call")
     run.add_argument("--dtype", default=None, help="LLM dtype: float32 (default), bfloat16 (GPUs), auto")
-    run.add_argument("--quantize", choices=("int8",), default=None,
-                     help="int8 LLM on CPU: ~5x faster decoding, changes the numbers (report it with results)")
+    run.add_argument("--quantize", choices=defaults.QUANTIZE, default=None,
+                     help=defaults.QUANTIZE_HELP + "; report it with the results")
     return parser
 
 

@@ -91,8 +91,9 @@ class SparkTTS:
         engine: "fast" (default: KV-cached loop with an LM head restricted to the Spark-TTS tokens; the same
             tokens as ``model.generate`` under greedy decoding), "hf" (``model.generate``, the original's way)
             or "vllm" (GPU servers with vLLM installed; see :mod:`sparktts.llm.engines.vllm`).
-        quantize: None, or "int8" for dynamic int8 linear layers in the LLM body (CPU speed; changes the
-            numbers — see the README's benchmark for its cost).
+        quantize: None, or a CPU scheme for the LLM body's linear layers: "int8" (dynamic int8),
+            "int8-weight", "int4", or "auto" (the fastest 8-bit kernel on this CPU, measured once); see
+            :mod:`sparktts.llm.kernels`. Faster; changes the numbers (the README's benchmark gives the cost).
 
     Attributes (original names): ``model_dir``, ``device``, ``configs``, ``sample_rate``, ``tokenizer``
     (the LLM's), ``model`` (the LLM), ``audio_tokenizer`` (:class:`BiCodecTokenizer`); plus ``codec`` and

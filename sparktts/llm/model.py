@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from sparktts import defaults
 from sparktts.checkpoint import quiet_transformers_loading
 from sparktts.errors import CheckpointError, ConfigError
 from sparktts.format.tokens import (
@@ -32,7 +33,7 @@ from sparktts.format.tokens import (
     TASK_TOKEN_MAP,
 )
 
-__all__ = ["DTYPES", "QUANTIZE", "check_quantize", "load_llm", "resolve_dtype"]
+__all__ = ["DTYPES", "QUANTIZE", "auto_kernel", "check_quantize", "load_llm", "resolve_dtype"]
 
 # Names accepted for ``dtype`` (besides torch.dtype objects). "auto" keeps the checkpoint's own dtype.
 DTYPES: dict[str, torch.dtype | str] = {
@@ -76,16 +77,30 @@ _FIX = ("Use the release's LLM/ folder as it was downloaded (tokenizer.json, tok
         "special_tokens_map.json, vocab.json, merges.txt).")
 
 
-QUANTIZE = (None, "int8")
+# None (float), the kernel schemes of sparktts.llm.kernels, and "auto" (the fastest 8-bit scheme on this CPU).
+QUANTIZE = (None, *defaults.QUANTIZE)
 
 
 def check_quantize(quantize: Any, device: str | torch.device = "cpu") -> str | None:
     """``quantize`` if :func:`load_llm` can do it on ``device`` (the one check of the option in the package)."""
     if quantize not in QUANTIZE:
-        raise ConfigError(f"quantize must be None or 'int8', not {quantize!r}")
+        names = ", ".join(repr(q) for q in QUANTIZE[1:])
+        raise ConfigError(f"quantize must be None or one of {names}, not {quantize!r}")
     if quantize and torch.device(device).type != "cpu":
-        raise ConfigError("quantize='int8' uses CPU kernels; on a GPU use dtype='bfloat16' instead.")
+        raise ConfigError(f"quantize={quantize!r} uses CPU kernels; on a GPU use dtype='bfloat16' instead.")
     return quantize
+
+
+def auto_kernel(llm_dir: str | os.PathLike) -> Any:
+    """The :class:`sparktts.llm.kernels.KernelChoice` ``quantize="auto"`` makes for this model on this CPU."""
+    from transformers import AutoConfig
+
+    from sparktts.llm.kernels import choose_scheme
+
+    cfg = AutoConfig.from_pretrained(str(llm_dir), local_files_only=True)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return choose_scheme(cfg.hidden_size, cfg.intermediate_size, cfg.num_key_value_heads * head_dim,
+                         cfg.num_hidden_layers)
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
@@ -121,8 +136,11 @@ def load_llm(
         device: where to put the model.
         dtype: weight dtype: None (float32, as the original), "bfloat16", "float16", "auto" (checkpoint
             dtype) or a torch.dtype. Half precision is for GPUs; on CPU it is slow.
-        quantize: None, or "int8" (CPU only): dynamic int8 linear layers, read tensor by tensor from the
-            checkpoint (:func:`sparktts.llm.quantize.load_int8`); ``dtype`` is then ignored.
+        quantize: CPU only; None (float), "int8" (dynamic int8), "int8-weight" (int8 weights, bf16
+            activations), "int4" (int4 weights in groups of 32, bf16 activations) or "auto" (the fastest
+            8-bit scheme, measured once per CPU: :func:`auto_kernel`). The linear layers are quantized
+            tensor by tensor as the checkpoint is read (:func:`sparktts.llm.quantize.load_int8`);
+            ``dtype`` is then ignored. The scheme used is ``model.sparktts_kernel``.
         **model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``attn_implementation``).
 
     Returns:
@@ -132,7 +150,7 @@ def load_llm(
     Raises:
         CheckpointError: the directory is missing or incomplete, transformers cannot load it, or the
             tokenizer lacks the Spark-TTS tokens / does not fit the model's vocabulary.
-        ConfigError: unknown ``dtype`` or ``quantize``, or int8 on a GPU.
+        ConfigError: unknown ``dtype`` or ``quantize``, or ``quantize`` on a GPU.
     """
     # Imported here: importing sparktts (codec only) should not pay for transformers' import time.
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -154,10 +172,15 @@ def load_llm(
         raise CheckpointError(f"{path}: cannot load the tokenizer ({type(exc).__name__}: {exc})") from exc
     try:
         with quiet_transformers_loading():
-            if quantize == "int8":
+            if quantize:
                 from sparktts.llm.quantize import load_int8
 
-                model = load_int8(path)
+                scheme, engine = quantize, None
+                if quantize == "auto":
+                    choice = auto_kernel(path)
+                    scheme, engine = choice.scheme, choice.engine
+                model = load_int8(path, scheme, engine)
+                model.sparktts_kernel = scheme if engine is None else f"{scheme}/{engine}"
             else:
                 model = AutoModelForCausalLM.from_pretrained(
                     str(path), local_files_only=True, dtype=torch_dtype, **model_kwargs

@@ -1,9 +1,10 @@
-"""Dynamic int8 for the language model on CPU, and loading straight into it.
+"""Quantized language models on CPU (int8 or int4 linear layers), and loading straight into them.
 
-The transformer body's linear layers get int8 weights with one scale per output row; activations are
-quantized on the fly by torch's dynamic-quantization kernels (fbgemm). Everything else in the body
-computes in fp32. The embedding table keeps its stored dtype (bf16 in the release) with fp32 lookups,
-which is exact since it holds bf16 values either way. The LM head is left to
+The transformer body's linear layers get low-bit weights, in one of the schemes of
+:mod:`sparktts.llm.kernels` (default: int8 with one scale per output row, activations quantized on the
+fly by torch's dynamic-quantization kernels). Everything else in the body computes in fp32. The
+embedding table keeps its stored dtype (bf16 in the release) with fp32 lookups, which is exact since
+it holds bf16 values either way. The LM head is left to
 :class:`sparktts.llm.decode.FastDecoder`, which slices it.
 
 :func:`load_int8` builds the model without its weights and reads the checkpoint one tensor at a time,
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from sparktts.errors import CheckpointError
 
+from .kernels import make_linear
 from .qwen2 import decoder_body
 
 __all__ = ["load_int8", "quantize_int8"]
@@ -57,29 +58,6 @@ class _Float32Head(nn.Module):
         return F.linear(hidden.to(self.weight.dtype), self.weight, bias).float()
 
 
-def _int8_linear(weight: Tensor, bias: Tensor | None) -> nn.Module:
-    """A dynamic int8 ``Linear`` (symmetric per-row weight scales) from float weights of any dtype.
-
-    The same quantization as ``DynamicLinear.from_float`` with ``per_channel_dynamic_qconfig``, without
-    its costs that add up over 168 layers at load time: a randomly initialised float layer and two
-    packings of a zero weight of full size.
-    """
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-
-    wide = weight.detach().float()
-    observer = per_channel_dynamic_qconfig.weight()
-    observer(wide)
-    scales, zero_points = observer.calculate_qparams()
-    with warnings.catch_warnings():  # torch warns that quantized tensor types are deprecated
-        warnings.simplefilter("ignore", UserWarning)
-        qweight = torch.quantize_per_channel(wide, scales.double(), zero_points.long(), 0, torch.qint8)
-        layer = DynamicLinear(1, 1, dtype=torch.qint8)  # packs a 1x1 placeholder
-        layer.in_features, layer.out_features = wide.shape[1], wide.shape[0]
-        layer.set_weight_bias(qweight, None if bias is None else bias.detach().float())
-    return layer
-
-
 def _finish(model: nn.Module, table: Tensor, head_weight: Tensor | None, head_bias: Tensor | None) -> None:
     """Install the embedding table and the LM head (tied to the table when ``head_weight`` is None)."""
     body = decoder_body(model)
@@ -99,10 +77,12 @@ def _finish(model: nn.Module, table: Tensor, head_weight: Tensor | None, head_bi
     model.config.dtype = torch.float32
 
 
-def _convert(model: nn.Module, read: Callable[[str, bool], Tensor]) -> None:
-    """Turn ``model`` into its int8 form, taking every tensor by name from ``read(key, copy)``.
+def _convert(model: nn.Module, read: Callable[[str, bool], Tensor], scheme: str = "int8",
+             engine: str | None = None) -> None:
+    """Turn ``model`` into its quantized form, taking every tensor by name from ``read(key, copy)``.
 
-    The body's linear layers become int8; its other parameters (norms) fp32; the rotary tables are
+    The body's linear layers become layers of ``scheme`` (:func:`sparktts.llm.kernels.make_linear`); its
+    other parameters (norms) fp32; the rotary tables are
     rebuilt from the config; the embedding table (read with ``copy=False``) and the head are installed by
     :func:`_finish`. The model's own tensors may be on the meta device: none of them is used.
     """
@@ -114,7 +94,7 @@ def _convert(model: nn.Module, read: Callable[[str, bool], Tensor]) -> None:
             if type(child) is nn.Linear:
                 key = f"{names[child]}."
                 bias = read(key + "bias", True) if child.bias is not None else None
-                setattr(module, name, _int8_linear(read(key + "weight", True), bias))
+                setattr(module, name, make_linear(scheme, read(key + "weight", True), bias, engine))
     table = read(f"{names[body.embed_tokens]}.weight", False)
     for module in body.modules():
         if module is body.embed_tokens:
@@ -131,14 +111,15 @@ def _convert(model: nn.Module, read: Callable[[str, bool], Tensor]) -> None:
     _finish(model, table, head_weight, head_bias)
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
+def quantize_int8(model: nn.Module, scheme: str = "int8", engine: str | None = None) -> nn.Module:
     """Quantize a loaded transformers causal LM in place (see the module docstring); returns it.
 
-    Prefer :func:`load_int8` when loading from disk: this function needs the float model in memory first.
+    ``scheme``/``engine``: as :func:`sparktts.llm.kernels.make_linear` takes them. Prefer
+    :func:`load_int8` when loading from disk: this function needs the float model in memory first.
     """
     state = model.state_dict()
     # Copies: a surviving view of a mapped checkpoint would keep all of its pages resident.
-    _convert(model, lambda key, copy: state[key].detach().clone())
+    _convert(model, lambda key, copy: state[key].detach().clone(), scheme, engine)
     return model
 
 
@@ -167,8 +148,11 @@ def _read(files: dict[str, Path], key: str, *, copy: bool = True) -> Tensor:
     return tensor.clone() if copy else tensor
 
 
-def load_int8(path: str | os.PathLike) -> nn.Module:
-    """Build the causal LM of an ``LLM/`` directory directly in int8 form (CPU), reading tensor by tensor.
+def load_int8(path: str | os.PathLike, scheme: str = "int8", engine: str | None = None) -> nn.Module:
+    """Build the causal LM of an ``LLM/`` directory directly in quantized form (CPU), tensor by tensor.
+
+    ``scheme``: ``"int8"`` (dynamic int8, packed for ``engine``), ``"int8-weight"`` or ``"int4"``
+    (weight-only, bf16 activations); see :mod:`sparktts.llm.kernels`.
 
     Raises:
         CheckpointError: missing, unexpected or misshapen tensors.
@@ -199,7 +183,7 @@ def load_int8(path: str | os.PathLike) -> nn.Module:
 
     # The embedding table stays a view of the file (copy=False): a step reads one row per token, so only
     # the rows of tokens ever used become resident (~1 MB in a session instead of the table's 300 MB).
-    _convert(model, read)
+    _convert(model, read, scheme, engine)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise CheckpointError(f"{path}: no weights read for {leftover[:5]}; unsupported model layout.")

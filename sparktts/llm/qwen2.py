@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .kernels import direct_call
+
 __all__ = ["KVCache", "LeanQwen2", "decoder_body"]
 
 
@@ -34,14 +36,11 @@ def decoder_body(model: Any) -> Any:
 
 def _linear(module: nn.Module) -> Callable[[Tensor], Tensor]:
     """A direct call of a linear layer's kernel, skipping module dispatch (~35 us per call, 168 calls per
-    token). Plain ``nn.Linear`` and torch's dynamic int8 ``Linear``; anything else is called as a module."""
+    token). Plain ``nn.Linear`` and the quantized layers of :mod:`sparktts.llm.kernels`; anything else is
+    called as a module."""
     if type(module) is nn.Linear:
         return partial(F.linear, weight=module.weight, bias=module.bias)
-    params = getattr(module, "_packed_params", None)
-    if getattr(params, "dtype", None) == torch.qint8 and getattr(module, "version", 0) >= 4:
-        op, packed = torch.ops.quantized.linear_dynamic.default, params._packed_params
-        return lambda x: op(x, packed, True)  # what the module's forward calls (reduce_range=True)
-    return module
+    return direct_call(module) or module
 
 
 class KVCache:

@@ -1,0 +1,313 @@
+"""Linear-layer kernels for the LLM body on CPU, and the choice among them for the machine at hand.
+
+Decoding one token at batch 1 reads every weight of the transformer body once, so on a CPU its speed is
+set by how many bytes a weight takes and by how well the kernel streams them: fp32 4 bytes, bf16 2,
+int8 1, int4 half a byte (~1.4 GB, 0.72, 0.36 and 0.18 GB for Qwen2.5-0.5B's body). Which kernel
+streams best differs between CPU families (AVX2, AVX-512 VNNI, AMX) and torch builds, so the choice is
+measured rather than assumed: :func:`choose_scheme` times each scheme on the model's own layer shapes,
+over more weights than the CPU's caches hold, and remembers the winner per CPU, torch version, thread
+count and shape in ``~/.cache/sparktts/kernels.json``.
+
+Schemes (``quantize=`` of :func:`sparktts.llm.model.load_llm`):
+
+* ``"int8"``: dynamic int8 (per-row weight scales, activations quantized per call) through torch's
+  quantized engines; :func:`choose_scheme` also picks the engine (``fbgemm`` or ``onednn``) the weights
+  are packed for.
+* ``"int8-weight"``: int8 weights with per-row scales, bf16 activations (``torch._weight_int8pack_mm``).
+* ``"int4"``: int4 weights, asymmetric in groups of 32 input columns with bf16 scales and offsets,
+  bf16 activations (``torch._weight_int4pack_mm_for_cpu``, the kernel torchao's int4 CPU layout uses).
+  The largest quality cost of the three, so ``"auto"`` never picks it: ask for it by name.
+* ``"auto"``: the fastest of the 8-bit schemes here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sparktts.fileio import atomic_write
+
+__all__ = ["AUTO_SCHEMES", "SCHEMES", "Int4Linear", "KernelChoice", "WeightInt8Linear", "choose_scheme",
+           "cpu_features", "dynamic_int8_linear", "make_linear"]
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("int8", "int8-weight", "int4")
+AUTO_SCHEMES = ("int8", "int8-weight")  # what "auto" chooses among: 8-bit weights only
+INT4_GROUP = 32
+_ENGINE_LOCK = threading.Lock()  # torch's quantized engine is a process-wide setting
+
+
+def cpu_features() -> dict[str, Any]:
+    """What this CPU and torch build offer: model name, instruction-set flags, torch's kernels.
+
+    ``flags`` lists the ones that decide kernel speed (``avx2``, ``avx512f``, ``avx512_vnni``,
+    ``avx512_bf16``, ``amx_bf16``, ``amx_int8``, ``amx_tile``); read from ``/proc/cpuinfo`` on Linux.
+    """
+    model, flags = "unknown", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    return {
+        "cpu": model,
+        "flags": [f for f in wanted if f in flags],
+        "torch": torch.__version__,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "quantized_engines": [e for e in torch.backends.quantized.supported_engines if e != "none"],
+        "quantized_engine": torch.backends.quantized.engine,
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "mkl": torch.backends.mkl.is_available(),
+    }
+
+
+@contextlib.contextmanager
+def _quantized_engine(engine: str | None):
+    """Pack weights for ``engine``: a packed weight keeps its engine's kernel whatever the global setting."""
+    if engine is None:
+        yield
+        return
+    with _ENGINE_LOCK:
+        old = torch.backends.quantized.engine
+        torch.backends.quantized.engine = engine
+        try:
+            yield
+        finally:
+            torch.backends.quantized.engine = old
+
+
+def dynamic_int8_linear(weight: Tensor, bias: Tensor | None, engine: str | None = None) -> nn.Module:
+    """A dynamic int8 ``Linear`` (symmetric per-row weight scales) from float weights of any dtype.
+
+    The same quantization as ``DynamicLinear.from_float`` with ``per_channel_dynamic_qconfig``, without
+    its costs that add up over 168 layers at load time: a randomly initialised float layer and two
+    packings of a zero weight of full size. ``engine`` (``"fbgemm"``, ``"onednn"``, ``"x86"``) packs the
+    weights for that engine's kernels; None uses torch's current engine.
+    """
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    wide = weight.detach().float()
+    observer = per_channel_dynamic_qconfig.weight()
+    observer(wide)
+    scales, zero_points = observer.calculate_qparams()
+    with warnings.catch_warnings(), _quantized_engine(engine):  # torch warns that quantized tensors are deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        qweight = torch.quantize_per_channel(wide, scales.double(), zero_points.long(), 0, torch.qint8)
+        layer = DynamicLinear(1, 1, dtype=torch.qint8)  # packs a 1x1 placeholder
+        layer.in_features, layer.out_features = wide.shape[1], wide.shape[0]
+        layer.set_weight_bias(qweight, None if bias is None else bias.detach().float())
+    return layer
+
+
+class _WeightOnly(nn.Module):
+    """A linear layer with packed low-bit weights and bf16 activations; input and output in the caller's dtype.
+
+    ``kernel`` is the bare function (no module dispatch) the lean Qwen2 forward calls.
+    """
+
+    in_features: int
+    out_features: int
+    bias: Tensor | None
+
+    def _matmul(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def kernel(self, x: Tensor) -> Tensor:
+        out = self._matmul(x.reshape(-1, x.shape[-1]).to(torch.bfloat16)).to(x.dtype)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.view(*x.shape[:-1], self.out_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.kernel(x)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class WeightInt8Linear(_WeightOnly):
+    """int8 weights, one scale per output row (symmetric, max-abs / 127); bf16 matmul."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None):
+        super().__init__()
+        w = weight.detach().float()
+        # Rounded to the grid of the bf16 scale the kernel uses, not of the exact one.
+        scale = (w.abs().amax(1) / 127).clamp(min=1e-12).to(torch.bfloat16)
+        self.register_buffer("qweight", torch.round(w / scale.float()[:, None]).clamp(-128, 127).to(torch.int8))
+        self.register_buffer("scales", scale)
+        self.bias = None if bias is None else bias.detach().float()
+        self.out_features, self.in_features = w.shape
+
+    def _matmul(self, x: Tensor) -> Tensor:
+        return torch._weight_int8pack_mm(x, self.qweight, self.scales)
+
+    def dequantized(self) -> Tensor:
+        """The weight as the kernel sees it, fp32 ``(out, in)``."""
+        return self.qweight.float() * self.scales.float()[:, None]
+
+
+class Int4Linear(_WeightOnly):
+    """int4 weights, asymmetric per group of ``group`` input columns (min/max over the group)."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, group: int = INT4_GROUP):
+        super().__init__()
+        w = weight.detach().float()
+        out_f, in_f = w.shape
+        if in_f % group or out_f % 16:
+            raise ValueError(f"int4 needs in_features divisible by {group} and out_features by 16, "
+                             f"got {tuple(w.shape)}")
+        g = w.view(out_f, in_f // group, group)
+        low, high = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+        # The kernel computes (q - 8) * scale + offset with bf16 scale and offset: the offset is the group's
+        # minimum plus 8 steps, and q is rounded on the grid those bf16 values give.
+        scale = ((high - low) / 15).clamp(min=1e-12).to(torch.bfloat16).float()
+        offset = (low + 8 * scale).to(torch.bfloat16).float()
+        q = torch.round((g - offset) / scale + 8).clamp(0, 15).to(torch.int32).view(out_f, in_f)
+        scales_offsets = torch.cat([scale, offset], -1).transpose(0, 1).contiguous()  # (groups, out, 2)
+        self.register_buffer("packed", torch._convert_weight_to_int4pack_for_cpu(q, 1))
+        self.register_buffer("scales_offsets", scales_offsets.to(torch.bfloat16))
+        self.bias = None if bias is None else bias.detach().float()
+        self.group, self.in_features, self.out_features = group, in_f, out_f
+
+    def _matmul(self, x: Tensor) -> Tensor:
+        return torch._weight_int4pack_mm_for_cpu(x, self.packed, self.group, self.scales_offsets)
+
+    def dequantized(self) -> Tensor:
+        """The weight as the kernel sees it, fp32 ``(out, in)`` (by running the kernel on the identity)."""
+        eye = torch.eye(self.in_features, dtype=torch.bfloat16)
+        return self._matmul(eye).float().T.contiguous()
+
+
+def int4_fits(weight: Tensor) -> bool:
+    """Whether the int4 kernel takes a weight of this shape (others stay float)."""
+    out_f, in_f = weight.shape
+    return in_f % INT4_GROUP == 0 and out_f % 16 == 0
+
+
+def make_linear(scheme: str, weight: Tensor, bias: Tensor | None, engine: str | None = None) -> nn.Module:
+    """The layer of ``scheme`` (one of :data:`SCHEMES`) for a float ``weight`` ``(out, in)`` and ``bias``.
+
+    A weight the int4 kernel cannot take (see :func:`int4_fits`) becomes a dynamic int8 layer instead.
+    """
+    if scheme == "int8":
+        return dynamic_int8_linear(weight, bias, engine)
+    if scheme == "int8-weight":
+        return WeightInt8Linear(weight, bias)
+    if scheme == "int4":
+        return Int4Linear(weight, bias) if int4_fits(weight) else dynamic_int8_linear(weight, bias, engine)
+    raise ValueError(f"unknown kernel scheme {scheme!r}; use one of {SCHEMES}")
+
+
+def direct_call(module: nn.Module) -> Callable[[Tensor], Tensor] | None:
+    """The kernel of a quantized layer as a plain function (module dispatch costs ~35 us a call), or None."""
+    if isinstance(module, _WeightOnly):
+        return module.kernel
+    params = getattr(module, "_packed_params", None)
+    if getattr(params, "dtype", None) == torch.qint8 and getattr(module, "version", 0) >= 4:
+        op, packed = torch.ops.quantized.linear_dynamic.default, params._packed_params
+        return partial(op, W_prepack=packed, reduce_range=True)  # what the module's forward calls
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelChoice:
+    """What :func:`choose_scheme` picked, and the measured milliseconds per token of every candidate."""
+
+    scheme: str
+    engine: str | None
+    ms_per_token: dict[str, float]
+    machine: dict[str, Any]
+    cached: bool = False
+
+
+def _cache_file() -> Path:
+    from sparktts.defaults import cache_dir
+
+    return cache_dir() / "kernels.json"
+
+
+def _candidates() -> list[tuple[str, str | None]]:
+    engines = [e for e in ("fbgemm", "onednn") if e in torch.backends.quantized.supported_engines]
+    return [*(("int8", e) for e in engines), ("int8-weight", None), ("int4", None)]
+
+
+def _layer_shapes(hidden: int, intermediate: int, kv_dim: int) -> list[tuple[int, int]]:
+    """(out, in) of one Qwen2 decoder layer's seven linear layers."""
+    return [(hidden, hidden), (kv_dim, hidden), (kv_dim, hidden), (hidden, hidden),
+            (intermediate, hidden), (intermediate, hidden), (hidden, intermediate)]
+
+
+def _time_candidate(scheme: str, engine: str | None, shapes: list[tuple[int, int]], repeats: int) -> float:
+    """Seconds per pass over ``shapes`` at batch 1 (median of ``repeats``), with random weights."""
+    gen = torch.Generator().manual_seed(0)
+    layers = [make_linear(scheme, torch.randn(o, i, generator=gen) * 0.02, None, engine) for o, i in shapes]
+    calls = [(direct_call(m) or m, torch.randn(1, i, generator=gen)) for m, (_, i) in zip(layers, shapes)]
+    times = []
+    for _ in range(repeats + 1):  # the first pass warms the kernels up
+        t = time.perf_counter()
+        for call, x in calls:
+            call(x)
+        times.append(time.perf_counter() - t)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def choose_scheme(hidden: int, intermediate: int, kv_dim: int, num_layers: int, *,
+                  candidates: tuple[str, ...] = AUTO_SCHEMES, use_cache: bool = True) -> KernelChoice:
+    """Time each scheme (and int8 engine) on these layer shapes and return the fastest of ``candidates``.
+
+    The weights timed are random, in the model's shapes, and span at least 256 MB of int8 (or the
+    whole model, if smaller), so the timing includes reading them from memory as decoding does. Results
+    are cached per CPU, torch version, thread count and shape; ``use_cache=False`` measures again.
+    """
+    machine = cpu_features()
+    key = json.dumps([machine["cpu"], machine["flags"], machine["torch"], torch.get_num_threads(),
+                      hidden, intermediate, kv_dim, num_layers, list(candidates)])
+    path = _cache_file()
+    if use_cache:
+        with contextlib.suppress(OSError, ValueError):
+            hit = json.loads(path.read_text()).get(key)
+            if hit:
+                return KernelChoice(hit["scheme"], hit["engine"], hit["ms_per_token"], machine, cached=True)
+    one = _layer_shapes(hidden, intermediate, kv_dim)
+    per_layer = sum(o * i for o, i in one)
+    layers = max(1, min(num_layers, -(-(256 << 20) // per_layer)))
+    shapes, scale = one * layers, num_layers / layers
+    timings: dict[str, float] = {}
+    for scheme, engine in _candidates():
+        name = scheme if engine is None else f"{scheme}/{engine}"
+        try:
+            timings[name] = 1e3 * scale * _time_candidate(scheme, engine, shapes, repeats=3)
+        except (RuntimeError, ValueError) as exc:  # a kernel this build or CPU lacks
+            log.info("kernel %s unavailable here: %s", name, exc)
+    allowed = {n: t for n, t in timings.items() if n.split("/")[0] in candidates}
+    if not allowed:
+        raise RuntimeError(f"none of the kernels {list(candidates)} runs on this machine")
+    best = min(allowed, key=allowed.get)
+    scheme, _, engine = best.partition("/")
+    choice = KernelChoice(scheme, engine or None, timings, machine)
+    log.info("kernel choice for this CPU: %s (ms per token: %s)", best,
+             ", ".join(f"{n} {t:.1f}" for n, t in timings.items()))
+    with contextlib.suppress(OSError, ValueError):
+        stored = json.loads(path.read_text()) if path.is_file() else {}
+        stored[key] = {"scheme": choice.scheme, "engine": choice.engine, "ms_per_token": timings}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "w") as f:
+            f.write(json.dumps(stored, indent=1))
+    return choice

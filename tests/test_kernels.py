@@ -1,0 +1,135 @@
+"""The LLM's CPU kernels: weight-only int8/int4 layers, engine-pinned dynamic int8, and quantize="auto"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sparktts.llm.kernels import (
+    AUTO_SCHEMES,
+    Int4Linear,
+    WeightInt8Linear,
+    choose_scheme,
+    cpu_features,
+    direct_call,
+    dynamic_int8_linear,
+    make_linear,
+)
+
+
+@pytest.fixture()
+def layer():
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(96, 128, generator=gen) * 0.05, torch.randn(96, generator=gen), \
+        torch.randn(3, 7, 128, generator=gen)
+
+
+def test_int8_weight_layer_rounds_each_weight_to_its_row_grid(layer):
+    weight, bias, x = layer
+    q = WeightInt8Linear(weight, bias)
+    step = q.scales.float()[:, None]
+    assert ((q.dequantized() - weight).abs() <= step / 2 + 1e-6).all()
+    assert (step - weight.abs().amax(1, keepdim=True) / 127).abs().max() <= 1e-2 * step.max()
+    # The kernel is the float product with the dequantized weight, on bf16-rounded inputs, rounded to bf16.
+    want = torch.nn.functional.linear(x.bfloat16().float(), q.dequantized(), bias)
+    got = q(x)
+    assert got.shape == (3, 7, 96) and got.dtype == torch.float32
+    assert (got - want).abs().max() <= 1e-2 * want.abs().max()
+
+
+def test_int4_layer_rounds_each_weight_to_its_group_grid(layer):
+    weight, bias, x = layer
+    q = Int4Linear(weight, bias)
+    groups = weight.view(96, 4, 32)
+    step = ((groups.amax(-1) - groups.amin(-1)) / 15).repeat_interleave(32, dim=1)
+    # Half a step of rounding (a step 1 % wider or narrower for the bf16 scale; the extremes may clamp).
+    assert ((q.dequantized() - weight).abs() <= 0.5 * step * 1.1 + 1e-6).all()
+    want = torch.nn.functional.linear(x.bfloat16().float(), q.dequantized(), bias)
+    assert (q(x) - want).abs().max() <= 1e-2 * want.abs().max()
+    # 16 levels per group: no more distinct values than that in any group of the dequantized weight.
+    assert max(len(set(g.tolist())) for g in q.dequantized().view(-1, 32)) <= 16
+
+
+def test_int4_takes_only_shapes_its_kernel_supports():
+    with pytest.raises(ValueError, match="divisible by 32"):
+        Int4Linear(torch.randn(96, 40), None)
+    # make_linear falls back to dynamic int8 for such a layer instead of failing the whole model.
+    assert direct_call(make_linear("int4", torch.randn(8, 64), None)) is not None
+    with pytest.raises(ValueError, match="unknown kernel scheme"):
+        make_linear("int2", torch.randn(16, 32), None)
+
+
+ENGINES = [e for e in ("fbgemm", "onednn") if e in torch.backends.quantized.supported_engines]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dynamic_int8_packed_for_an_engine_matches_the_default_and_restores_it(layer, engine):
+    weight, bias, x = layer
+    before = torch.backends.quantized.engine
+    pinned = dynamic_int8_linear(weight, bias, engine)
+    assert torch.backends.quantized.engine == before
+    default = dynamic_int8_linear(weight, bias)
+    assert torch.equal(pinned.weight().int_repr(), default.weight().int_repr())
+    rows = x.view(-1, 128)
+    assert (pinned(rows) - default(rows)).abs().max() <= 1e-2 * default(rows).abs().max()
+
+
+def test_cpu_features_name_the_kernels_torch_has():
+    info = cpu_features()
+    assert info["torch"] == torch.__version__
+    known = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}
+    assert set(info["flags"]) <= known
+    assert info["quantized_engine"] in torch.backends.quantized.supported_engines
+
+
+def test_auto_measures_once_per_machine_and_never_picks_int4(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARKTTS_CACHE", str(tmp_path))
+    first = choose_scheme(64, 192, 32, 4)
+    assert first.scheme in AUTO_SCHEMES and not first.cached
+    assert {"int8-weight", "int4"} <= set(first.ms_per_token) and all(t > 0 for t in first.ms_per_token.values())
+    assert first.ms_per_token[first.scheme if first.engine is None else f"{first.scheme}/{first.engine}"] == \
+        min(t for n, t in first.ms_per_token.items() if n.split("/")[0] in AUTO_SCHEMES)
+    again = choose_scheme(64, 192, 32, 4)
+    assert again.cached and (again.scheme, again.engine) == (first.scheme, first.engine)
+    stored = json.loads((tmp_path / "kernels.json").read_text())
+    assert len(stored) == 1 and next(iter(stored.values()))["scheme"] == first.scheme
+    assert not choose_scheme(64, 192, 32, 4, use_cache=False).cached
+
+
+@pytest.mark.parametrize("quantize", ["int8", "int8-weight", "int4", "auto"])
+def test_each_scheme_loads_and_picks_the_fp32_greedy_tokens(tiny_release, quantize, tmp_path, monkeypatch):
+    """Teacher-forced greedy agreement with fp32 on the tiny release (measured: 1.0 for every scheme)."""
+    from torch import nn
+
+    from sparktts.format.grammar import Phase
+    from sparktts.format.prompts import build_clone_prompt
+    from sparktts.llm.generator import SpeechGenerator
+    from sparktts.llm.model import load_llm
+    from sparktts.llm.sampling import SamplingConfig
+
+    monkeypatch.setenv("SPARKTTS_CACHE", str(tmp_path))
+    prompt = build_clone_prompt("The quick brown fox jumps over the lazy dog.", list(range(32)))
+    tokenizer, model = load_llm(tiny_release / "LLM", "cpu")
+    ref_gen = SpeechGenerator(model, tokenizer)
+    inputs = ref_gen.encode_prompts([prompt])
+    start = inputs["input_ids"].shape[1]
+    ref = ref_gen.fast_decoder.generate(inputs["input_ids"], inputs["attention_mask"], ["clone"],
+                                        SamplingConfig(do_sample=False, max_new_tokens=60), min_new_tokens=60)
+
+    _, quantized = load_llm(tiny_release / "LLM", "cpu", quantize=quantize)
+    kernel = quantized.sparktts_kernel
+    assert kernel == quantize if quantize != "auto" else kernel.split("/")[0] in AUTO_SCHEMES
+    assert not any(type(m) is nn.Linear for m in quantized.get_decoder().layers.modules())
+    fast = SpeechGenerator(quantized, tokenizer).fast_decoder
+    with torch.inference_mode():
+        hidden = fast.body(input_ids=ref[:, :-1]).last_hidden_state[0, start - 1:]
+        allowed = fast.masks[int(Phase.SEMANTIC_START)] | fast.masks[int(Phase.SEMANTIC)]
+        choice = fast.ids[fast._logits(hidden).masked_fill(~allowed, float("-inf")).argmax(-1)]
+    agreement = float((choice == ref[0, start:]).float().mean())
+    assert agreement >= 0.95, agreement
+    # The lean decoder gives the same tokens through the direct kernel calls as the modules above do.
+    out = fast.generate(inputs["input_ids"], inputs["attention_mask"], ["clone"],
+                        SamplingConfig(do_sample=False, max_new_tokens=60), min_new_tokens=60)
+    assert float((out[0, start:] == ref[0, start:]).float().mean()) >= 0.9
