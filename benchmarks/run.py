@@ -12,6 +12,13 @@ subprocess, so its load time and peak RSS are its own:
   constraints, the full-vocabulary head, all 24 wav2vec2 layers, batch 1 run one item after another.
 * ``fast``: the default here: 16 wav2vec2 layers, the restricted-head KV-cached decoder, batching.
 * ``bf16``: ``fast`` with the LLM in bfloat16.  ``int8``: ``fast`` with dynamic int8 linear layers.
+* ``int4``: ``fast`` with int4 weights (groups of 32, bf16 activations).
+* ``auto``: ``quantize="auto"`` and ``codec_dtype="auto"``: the kernels this machine measures fastest.
+* ``fastest``: int4 LLM and the codec's wave generator in bf16.
+
+``--original FILE`` adds a column of figures measured with the original implementation (a JSON object of
+the metric keys below, plus ``"machine"``), e.g. ``benchmarks/original_sapphire_rapids.json``. The
+machine's CPU model, instruction-set flags and torch's kernels are recorded with the results.
 
 Random weights decide nothing about the lengths here: every generation is forced to an exact token
 count (``min_new_tokens`` = ``max_new_tokens``), so paths are compared on identical work. The
@@ -34,7 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-PATHS = ("baseline", "fast", "bf16", "int8")
+PATHS = ("baseline", "fast", "bf16", "int8", "int4", "auto", "fastest")
+# (LLM dtype, quantize, codec dtype) of every non-baseline path.
+SETTINGS = {
+    "fast": (None, None, None),
+    "bf16": ("bfloat16", None, None),
+    "int8": (None, "int8", None),
+    "int4": (None, "int4", None),
+    "auto": (None, "auto", "auto"),  # what this machine's measured kernel choice and native bf16 give
+    "fastest": (None, "int4", "bfloat16"),
+}
 
 
 def median_time(fn, repeats: int) -> float:
@@ -72,12 +88,11 @@ def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -
     res: dict = {"path": path}
 
     t = time.perf_counter()
-    tts = SparkTTS.from_pretrained(
-        release, device=device,
-        dtype="bfloat16" if path == "bf16" else None,
-        engine="hf" if path == "baseline" else "fast",
-        quantize="int8" if path == "int8" else None,
-    )
+    dtype, quantize, codec_dtype = SETTINGS.get(path, (None, None, None))
+    tts = SparkTTS.from_pretrained(release, device=device, dtype=dtype, engine="hf" if path == "baseline" else "fast",
+                                   quantize=quantize, codec_dtype=codec_dtype)
+    res["kernel"] = getattr(tts.model, "sparktts_kernel", None)
+    res["codec_dtype"] = str(tts.audio_tokenizer.decoder_dtype).removeprefix("torch.")
     if path == "baseline":  # the original runs every wav2vec2 layer
         from sparktts.codec.wav2vec2 import Wav2Vec2Features
 
@@ -134,6 +149,8 @@ def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -
     dec_s = median_time(lambda: tok.decode(tokens), 1)
     res["e2e_clone_5s_s"] = prompt_s + gen_s + dec_s
     res["e2e_clone_5s_rtf"] = res["e2e_clone_5s_s"] / (n_e2e / 50)
+    # A saved voice: its global tokens are stored, so no prompt is tokenized.
+    res["e2e_saved_voice_5s_rtf"] = (gen_s + dec_s) / (n_e2e / 50)
 
     # Throughput: B prompts of n_batch new tokens each. The baseline runs them one after another.
     for b in (1, 4, 8):
@@ -157,7 +174,7 @@ def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -
 
 
 def token_agreement(release: Path, n: int = 100) -> dict:
-    """Quality cost of bf16 / int8 as greedy token agreement with fp32 (teacher-forced top-1).
+    """Quality cost of bf16 / int8 / int4 as greedy token agreement with fp32 (teacher-forced top-1).
 
     fp32 generates ``n`` greedy clone tokens; each variant then scores the same sequence in one forward
     pass and we count the positions where its restricted-head argmax equals fp32's token.
@@ -173,9 +190,9 @@ def token_agreement(release: Path, n: int = 100) -> dict:
     prompt = build_clone_prompt("The quick brown fox jumps over the lazy dog.", list(range(32)))
     out: dict = {}
     reference = None
-    for variant in ("fp32", "bf16", "int8"):
+    for variant in ("fp32", "bf16", "int8", "int8-weight", "int4"):
         tokenizer, model = load_llm(release / "LLM", "cpu", "bfloat16" if variant == "bf16" else None,
-                                    quantize="int8" if variant == "int8" else None)
+                                    quantize=None if variant in ("fp32", "bf16") else variant)
         gen = SpeechGenerator(model, tokenizer)
         inputs = gen.encode_prompts([prompt])
         fast = gen.fast_decoder
@@ -197,18 +214,19 @@ def token_agreement(release: Path, n: int = 100) -> dict:
 def machine() -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from sparktts.device import cpu_features
+
+    info = {"python": platform.python_version(), "threads": torch.get_num_threads(), **cpu_features()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def describe(info: dict) -> str:
+    """One line naming the machine a table was measured on."""
+    flags = ", ".join(info.get("flags", [])) or "no AVX2"
+    return (f"{info.get('cpu', '?')} ({flags}), {info.get('threads', '?')} threads, torch {info.get('torch', '?')}, "
+            f"quantized engine {info.get('quantized_engine', '?')}")
 
 
 RATIOS = [  # (key, label, higher is better)
@@ -221,6 +239,7 @@ RATIOS = [  # (key, label, higher is better)
     ("llm_clone_tok_s", "LLM clone (tokens/s)", True),
     ("llm_create_tok_s", "LLM create (tokens/s)", True),
     ("e2e_clone_5s_rtf", "clone 5 s end to end (RTF)", False),
+    ("e2e_saved_voice_5s_rtf", "saved voice 5 s end to end (RTF)", False),
     ("throughput_b1_tok_s", "batch 1 (tokens/s)", True),
     ("throughput_b4_tok_s", "batch 4 (tokens/s)", True),
     ("throughput_b8_tok_s", "batch 8 (tokens/s)", True),
@@ -230,7 +249,10 @@ RATIOS = [  # (key, label, higher is better)
 ]
 
 
-def table(results: dict[str, dict]) -> str:
+def table(results: dict[str, dict], original: dict | None = None) -> str:
+    """Markdown table; ratios are against the in-run baseline path. ``original``: an extra first column."""
+    if original:
+        results = {"original": original, **results}
     paths = list(results)
     base = results.get("baseline", {})
     head = f"| metric | {' | '.join(paths)} |\n|---|{'---|' * len(paths)}"
@@ -244,7 +266,7 @@ def table(results: dict[str, dict]) -> str:
                 continue
             cell = f"{v:.3g}"
             b = base.get(key)
-            if p != "baseline" and b:
+            if p not in ("baseline", "original") and b and isinstance(v, float | int):
                 ratio = v / b if higher else b / v
                 cell += f" ({ratio:.1f}x)"
             cells.append(cell)
@@ -262,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--preset", default="full", choices=("full", "tiny"), help="tiny: check the script only")
     parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--original", default=None, help="JSON of the original implementation's figures")
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -295,21 +318,29 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results[path] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{path}: done in {time.perf_counter() - t:.0f} s")
-    if {"bf16", "int8"} & set(args.paths):
+    if {"bf16", "int8", "int4", "fastest"} & set(args.paths):
         cmd = [sys.executable, __file__, "--release", str(release), "--threads", str(args.threads),
                "--_child", "agreement"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode == 0:
             agreement = json.loads(proc.stdout.strip().splitlines()[-1])
-            for variant in ("bf16", "int8"):
-                if variant in results:
-                    results[variant]["greedy_token_agreement"] = agreement[f"agreement_{variant}"]
+            for path, variant in (("bf16", "bf16"), ("int8", "int8"), ("int4", "int4"), ("fastest", "int4")):
+                if path in results:
+                    results[path]["greedy_token_agreement"] = agreement[f"agreement_{variant}"]
+            if "auto" in results and results["auto"].get("kernel"):
+                scheme = results["auto"]["kernel"].split("/")[0]
+                results["auto"]["greedy_token_agreement"] = agreement.get(f"agreement_{scheme}")
         else:
             print(f"agreement: failed\n{proc.stderr[-3000:]}")
-    report = {"machine": machine(), "device": args.device, "quick": args.quick, "results": results}
+    original = json.loads(Path(args.original).read_text()) if args.original else None
+    report = {"machine": machine(), "device": args.device, "quick": args.quick, "results": results,
+              "original": original}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
-    print(table(results))
+    print(f"Measured on: {describe(report['machine'])}")
+    if original:
+        print(f"original column: {original.get('machine', 'its own run')}")
+    print(table(results, original))
     print(f"JSON: {args.out}")
     return 0
 

@@ -4,9 +4,16 @@ The rule is the original CLI's, which the README documents ("GPU if available"):
 number means CUDA when present, else Apple MPS, else the CPU; a name is checked against this machine, so
 a device that does not exist fails at once with a :class:`~sparktts.errors.ConfigError` instead of deep
 inside the first forward pass.
+
+What the CPU offers (:func:`cpu_features`: instruction sets, torch's kernels) is read here too, since the
+choice of kernels and compute dtypes (:func:`resolve_codec_dtype`, :mod:`sparktts.llm.kernels`) follows it.
 """
 
 from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -48,6 +55,33 @@ def resolve_device(device: DeviceLike = None, *, name: str = "device") -> torch.
     return _check_available(parsed, name, device)
 
 
+def cpu_features() -> dict[str, Any]:
+    """What this CPU and torch build offer: model name, instruction-set flags, torch's kernels.
+
+    ``flags`` lists the ones that decide kernel speed (``avx2``, ``avx512f``, ``avx512_vnni``,
+    ``avx512_bf16``, ``amx_bf16``, ``amx_int8``, ``amx_tile``); read from ``/proc/cpuinfo`` on Linux.
+    """
+    model, flags = "unknown", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    return {
+        "cpu": model,
+        "flags": [f for f in wanted if f in flags],
+        "torch": torch.__version__,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "quantized_engines": [e for e in torch.backends.quantized.supported_engines if e != "none"],
+        "quantized_engine": torch.backends.quantized.engine,
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "mkl": torch.backends.mkl.is_available(),
+    }
+
+
 def _check_available(device: torch.device, name: str, given: object) -> torch.device:
     """``device`` if this machine has it, else a ConfigError naming the argument and what to use instead."""
     if device.type == "cuda":
@@ -65,4 +99,34 @@ def _check_available(device: torch.device, name: str, given: object) -> torch.de
     return device
 
 
-__all__ = ["DeviceLike", "resolve_device"]
+CODEC_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware (CUDA with bf16, or a CPU with AVX-512 BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool({"avx512_bf16", "amx_bf16"} & set(cpu_features()["flags"]))
+    return False
+
+
+def resolve_codec_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """The wave generator's compute dtype: None/"float32" (as released), "bfloat16", or "auto" (bf16 where
+    :func:`native_bf16`, else float32).
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if dtype is None:
+        return torch.float32
+    if dtype in (torch.float32, torch.bfloat16):
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    if isinstance(dtype, str) and dtype.lower() in CODEC_DTYPES:
+        return CODEC_DTYPES[dtype.lower()]
+    raise ConfigError(f"codec dtype must be None, 'float32', 'bfloat16' or 'auto', not {dtype!r}")
+
+
+__all__ = ["CODEC_DTYPES", "DeviceLike", "cpu_features", "native_bf16", "resolve_codec_dtype", "resolve_device"]

@@ -27,7 +27,12 @@ class DecoderBlock(nn.Module):
 
 
 class WaveGenerator(nn.Module):
-    """``(B, input_channel, N) -> (B, 1, N * prod(rates))``, in [-1, 1] (tanh output)."""
+    """``(B, input_channel, N) -> (B, 1, N * prod(rates))``, in [-1, 1] (tanh output), float32.
+
+    Computes in the dtype of its weights: ``generator.to(torch.bfloat16)`` runs the convolutions in bf16
+    (what :func:`sparktts.codec.tokenizer.BiCodecTokenizer` does for ``decoder_dtype="bfloat16"``) while
+    callers keep passing and receiving float32.
+    """
 
     def __init__(self, cfg: WaveGeneratorConfig):
         super().__init__()
@@ -40,4 +45,5 @@ class WaveGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+        dtype = next(self.parameters()).dtype
+        return self.model(x.to(dtype)).float()

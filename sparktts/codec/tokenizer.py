@@ -21,7 +21,7 @@ from torch import Tensor
 from ..audio import AudioInput, load_audio, reference_clip
 from ..checkpoint import DEFAULT_REPO_ID, resolve_model_dir
 from ..config import AudioConfig
-from ..device import resolve_device  # re-exported: api.py and users import it from here
+from ..device import resolve_codec_dtype, resolve_device  # resolve_device re-exported: users import it here
 from ..errors import AudioError
 from ..runtime import release_memory, tune_allocator
 from .bicodec import BiCodec
@@ -62,10 +62,16 @@ class BiCodecTokenizer:
         As in the original: None picks ``cuda:0`` when available, ``"0"`` means ``cuda:0``.
     all_wav2vec2_layers : bool
         Run all 24 wav2vec2 layers like the original (same features, slower); default runs 16.
+    decoder_dtype : None, "float32", "bfloat16" or "auto"
+        Compute dtype of the wave generator, the decoder's costly part. None keeps the release's float32;
+        "bfloat16" runs its convolutions in bf16 (about 1.75x faster on an AVX-512 BF16 CPU, more with
+        AMX; audio within -40 dB of float32, see the README's benchmark); "auto" picks bf16 where the
+        hardware computes it natively. Tokenization is unaffected.
     """
 
     def __init__(self, model_dir: str | os.PathLike, device: str | int | torch.device | None = None,
-                 *, all_wav2vec2_layers: bool = False, **kwargs: Any):
+                 *, all_wav2vec2_layers: bool = False, decoder_dtype: str | torch.dtype | None = None,
+                 **kwargs: Any):
         tune_allocator()  # see sparktts.runtime: large activations are reused instead of page-faulted in
         self.model_dir = resolve_model_dir(model_dir, require=("config.yaml", "BiCodec", W2V_DIR))
         self.device = resolve_device(device)
@@ -78,6 +84,8 @@ class BiCodecTokenizer:
             **self.audio_config.extra,
         }
         self.model = BiCodec.from_pretrained(self.model_dir, device=self.device)
+        self.decoder_dtype = resolve_codec_dtype(decoder_dtype, self.device)
+        self.model.decoder.to(self.decoder_dtype)
         self.features = Wav2Vec2Features(self.model_dir / W2V_DIR, all_layers=all_wav2vec2_layers)
         self.features.to(self.device)
         self.processor = self.features.processor  # original attribute names

@@ -87,7 +87,7 @@ class SparkTTS:
             or a hub repo id (downloaded when online).
         device: None picks ``cuda:0`` when available; ``"0"`` means ``cuda:0`` like the original.
         dtype: the LLM's weight dtype (None = float32 as the original, "bfloat16" for GPUs, "auto").
-            The codec always runs in float32.
+            The codec runs in float32 unless ``codec_dtype`` says otherwise.
         engine: "fast" (default: KV-cached loop with an LM head restricted to the Spark-TTS tokens; the same
             tokens as ``model.generate`` under greedy decoding), "hf" (``model.generate``, the original's way)
             or "vllm" (GPU servers with vLLM installed; see :mod:`sparktts.llm.engines.vllm`).
@@ -95,16 +95,21 @@ class SparkTTS:
             "int8-weight", "int4", or "auto" (the fastest 8-bit kernel on this CPU, measured once); see
             :mod:`sparktts.llm.kernels`. Faster; changes the numbers (the README's benchmark gives the cost).
 
+        codec_dtype: the codec's wave generator in None (float32, as released), "bfloat16" (faster on CPUs
+            with AVX-512 BF16 or AMX and on GPUs; audio within -40 dB of float32) or "auto" (bf16 where the
+            hardware has it). Prompt tokenization always runs in float32, so voices do not change.
+
     Attributes (original names): ``model_dir``, ``device``, ``configs``, ``sample_rate``, ``tokenizer``
     (the LLM's), ``model`` (the LLM), ``audio_tokenizer`` (:class:`BiCodecTokenizer`); plus ``codec`` and
     ``generator`` (:class:`SpeechGenerator`).
     """
 
     def __init__(self, model_dir: str | os.PathLike = DEFAULT_REPO_ID, device: Any = None,
-                 dtype: str | torch.dtype | None = None, engine: str = defaults.ENGINE, quantize: str | None = None):
+                 dtype: str | torch.dtype | None = None, engine: str = defaults.ENGINE, quantize: str | None = None,
+                 codec_dtype: str | torch.dtype | None = None):
         self.model_dir = resolve_model_dir(model_dir, require=("config.yaml", "BiCodec", "LLM", W2V_DIR))
         self.device = resolve_device(device)
-        self.audio_tokenizer = BiCodecTokenizer(self.model_dir, device=self.device)
+        self.audio_tokenizer = BiCodecTokenizer(self.model_dir, device=self.device, decoder_dtype=codec_dtype)
         self.configs = self.audio_tokenizer.config
         self.sample_rate = self.audio_tokenizer.sample_rate
         self.tokenizer, self.model = load_llm(self.model_dir / "LLM", self.device, dtype, quantize=quantize)
@@ -125,9 +130,10 @@ class SparkTTS:
     @classmethod
     def from_pretrained(cls, model_dir_or_repo_id: str | os.PathLike = DEFAULT_REPO_ID, device: Any = None,
                         dtype: str | torch.dtype | None = None, engine: str = defaults.ENGINE,
-                        quantize: str | None = None) -> SparkTTS:
+                        quantize: str | None = None, codec_dtype: str | torch.dtype | None = None) -> SparkTTS:
         """Load a release from a local directory, or a hub repo id when online (see :class:`SparkTTS`)."""
-        return cls(model_dir_or_repo_id, device=device, dtype=dtype, engine=engine, quantize=quantize)
+        return cls(model_dir_or_repo_id, device=device, dtype=dtype, engine=engine, quantize=quantize,
+                   codec_dtype=codec_dtype)
 
     # -- voices ---------------------------------------------------------------------------------------
     def make_voice(self, audio: str | os.PathLike | np.ndarray, transcript: str | None = None, *,

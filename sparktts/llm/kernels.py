@@ -37,10 +37,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sparktts.device import cpu_features
 from sparktts.fileio import atomic_write
 
 __all__ = ["AUTO_SCHEMES", "SCHEMES", "Int4Linear", "KernelChoice", "WeightInt8Linear", "choose_scheme",
-           "cpu_features", "dynamic_int8_linear", "make_linear"]
+           "dynamic_int8_linear", "make_linear"]
 
 log = logging.getLogger(__name__)
 
@@ -48,33 +49,6 @@ SCHEMES = ("int8", "int8-weight", "int4")
 AUTO_SCHEMES = ("int8", "int8-weight")  # what "auto" chooses among: 8-bit weights only
 INT4_GROUP = 32
 _ENGINE_LOCK = threading.Lock()  # torch's quantized engine is a process-wide setting
-
-
-def cpu_features() -> dict[str, Any]:
-    """What this CPU and torch build offer: model name, instruction-set flags, torch's kernels.
-
-    ``flags`` lists the ones that decide kernel speed (``avx2``, ``avx512f``, ``avx512_vnni``,
-    ``avx512_bf16``, ``amx_bf16``, ``amx_int8``, ``amx_tile``); read from ``/proc/cpuinfo`` on Linux.
-    """
-    model, flags = "unknown", set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-    return {
-        "cpu": model,
-        "flags": [f for f in wanted if f in flags],
-        "torch": torch.__version__,
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "quantized_engines": [e for e in torch.backends.quantized.supported_engines if e != "none"],
-        "quantized_engine": torch.backends.quantized.engine,
-        "mkldnn": torch.backends.mkldnn.is_available(),
-        "mkl": torch.backends.mkl.is_available(),
-    }
 
 
 @contextlib.contextmanager
