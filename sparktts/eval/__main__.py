@@ -1,4 +1,4 @@
-"""Command line: ``python -m sparktts.eval score|run ...``.
+"""Command line: ``python -m sparktts.eval score|roundtrip|run ...``.
 
 Examples
 --------
@@ -6,6 +6,12 @@ Score wavs that already exist (``<wavs>/<utt>.wav``)::
 
     python -m sparktts.eval score --list seedtts_testset/en/meta.lst --wavs gen/en --out results/en \\
         --lang en --asr-backend faster-whisper --asr-model large-v3 --sim-backend resemblyzer
+
+Round-trip each item's recording (``gt_wav``, or ``audio`` in a manifest) through a codec, then score
+(SIM against the recording itself)::
+
+    python -m sparktts.eval roundtrip --list corpus/heldout.jsonl --model_dir runs/codec-release \
+        --out results/codec --asr-model base
 
 Synthesise with a Spark-TTS checkpoint, then score::
 
@@ -35,6 +41,7 @@ from .lists import read_list
 from .runner import ScoringConfig, run_eval, sparktts_synthesizer
 from .scoring import OPTION_ALIASES, canonical_option
 from .similarity import SIM_BACKENDS
+from .synthesis import codec_roundtrip_synthesizer, roundtrip_items
 
 # Defaults by canonical name: the scoring options are ScoringConfig's own defaults, read rather than copied.
 _DEFAULTS: dict[str, object] = {
@@ -92,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score existing <wavs>/<utt>.wav files")
     _add_common(score)
     score.add_argument("--wavs", required=True, type=Path, help="folder of generated <utt>.wav")
+    trip = sub.add_parser("roundtrip", help="encode and decode each item's recording with a codec, then score it")
+    _add_common(trip)
+    trip.add_argument("--model_dir", "--model-dir", dest="model_dir", required=True, type=Path,
+                      help="release (or codec) folder with config.yaml, BiCodec/ and wav2vec2-large-xlsr-53/")
     run = sub.add_parser("run", help="synthesise each item with Spark-TTS, then score it")
     _add_common(run)
     run.add_argument(
@@ -158,6 +169,15 @@ def _sparktts_synthesizer(model_dir: Path, device: str, seed: int | None, dtype:
     return sparktts_synthesizer(tts, seed)
 
 
+def _codec_roundtrip(model_dir: Path, device: str | None):
+    from sparktts.codec.tokenizer import BiCodecTokenizer
+
+    if not Path(model_dir).is_dir():
+        raise EvalError(f"codec folder {model_dir} does not exist; pass a release (or `sparktts export` of a "
+                        "codec run) with --model_dir: config.yaml, BiCodec/, wav2vec2-large-xlsr-53/.")
+    return codec_roundtrip_synthesizer(BiCodecTokenizer(model_dir, device=device or "cpu"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 2 usage/model errors, 130 Ctrl-C)."""
     args = build_parser().parse_args(argv)
@@ -174,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.command == "score":
             run = run_eval(items, args.out, wav_dir=args.wavs, **common)
+        elif args.command == "roundtrip":
+            run = run_eval(roundtrip_items(items), args.out,
+                           synthesize=_codec_roundtrip(args.model_dir, opts["device"]), **common)
         else:
             synthesize = _sparktts_synthesizer(args.model_dir, opts["device"], args.seed, args.dtype, args.quantize)
             run = run_eval(items, args.out, synthesize=synthesize, **common)

@@ -12,7 +12,9 @@ JSONL (one object per line; ``#`` lines and blank lines ignored)::
      "lang": "en", "gt_wav": null, "gender": "female", "pitch": "high", "speed": "moderate"}
 
 Only ``utt`` (or ``id``) and ``text`` are required; relative paths are relative to the list's folder;
-unknown keys are kept in :attr:`EvalItem.extra`.
+unknown keys are kept in :attr:`EvalItem.extra`. ``audio`` (the recording of ``text`` in a training
+manifest, see :mod:`sparktts.data.manifest`) is read as ``gt_wav`` when there is no ``gt_wav``, so a
+held-out manifest is an evaluation list as it stands (``python -m sparktts.eval roundtrip`` uses it).
 
 An utterance id becomes a file name (``<wav_dir>/<utt>.wav``), so it must be a plain name: no ``/`` or
 ``\\``, not ``.`` or ``..``, no NUL or other control characters, at most 200 bytes (:func:`check_utt_id`).
@@ -34,7 +36,8 @@ from .normalize import check_language
 
 MAX_UTT_BYTES = 200  # file systems allow 255 bytes per name; leave room for ".wav" and temporary names
 
-_KNOWN_KEYS = ("utt", "id", "text", "prompt_wav", "prompt_text", "gt_wav", "lang", "gender", "pitch", "speed")
+_KNOWN_KEYS = ("utt", "id", "text", "prompt_wav", "prompt_text", "gt_wav", "audio", "lang", "gender", "pitch",
+               "speed")
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ def read_jsonl_list(path: str | os.PathLike) -> list[EvalItem]:
                     text=str(text),
                     prompt_wav=_resolve(base, obj.get("prompt_wav")),
                     prompt_text=obj.get("prompt_text"),
-                    gt_wav=_resolve(base, obj.get("gt_wav")),
+                    gt_wav=_resolve(base, obj.get("gt_wav") or obj.get("audio")),
                     lang=lang,
                     gender=obj.get("gender"),
                     pitch=obj.get("pitch"),

@@ -35,4 +35,28 @@ def sparktts_synthesizer(
     return synthesize
 
 
-__all__ = ["sparktts_synthesizer"]
+def codec_roundtrip_synthesizer(tokenizer: Any) -> Callable[[EvalItem], tuple[np.ndarray, int]]:
+    """``synthesize(item)``: the item's own recording (``gt_wav``) encoded and decoded by a codec.
+
+    ``tokenizer`` is a :class:`sparktts.codec.tokenizer.BiCodecTokenizer`. Scoring the result measures
+    what the codec keeps: WER against the item's text, SIM against its prompt (see
+    :func:`roundtrip_items`, which makes the recording itself the prompt).
+    """
+
+    def synthesize(item: EvalItem) -> tuple[np.ndarray, int]:
+        if item.gt_wav is None:
+            raise EvalError(f"item {item.utt!r} has no recording (gt_wav, or audio in a manifest) to round-trip.")
+        return tokenizer.decode(tokenizer.encode(str(item.gt_wav)))[0], tokenizer.sample_rate
+
+    return synthesize
+
+
+def roundtrip_items(items: list[EvalItem]) -> list[EvalItem]:
+    """Items for a codec round trip: each recording is its own SIM reference unless a prompt is given."""
+    from dataclasses import replace
+
+    return [it if it.prompt_wav is not None or it.gt_wav is None else replace(it, prompt_wav=it.gt_wav)
+            for it in items]
+
+
+__all__ = ["codec_roundtrip_synthesizer", "roundtrip_items", "sparktts_synthesizer"]
