@@ -31,6 +31,9 @@ ENGINE = "fast"  # see sparktts.llm.engines
 QUANTIZE = ("int8", "int8-weight", "int4", "auto")
 QUANTIZE_HELP = ("LLM on CPU with low-bit weights (faster; changes the numbers): int8, int8-weight, int4, or auto "
                  "(the fastest 8-bit kernel on this CPU)")
+CODEC_DTYPES = ("float32", "bfloat16", "auto")
+CODEC_DTYPE_HELP = ("compute dtype of the codec's wave generator: float32 (default, as released), bfloat16 (faster "
+                    "where the hardware has bf16; audio within -42 dB), auto")
 
 # -- Long text: texts longer than MAX_CHARS are split into sentence chunks (sparktts.text.chunk_text) that are
 # joined with a CROSSFADE_S crossfade; pieces shorter than MIN_CHARS are merged into a neighbour.

@@ -40,6 +40,7 @@ def _synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dtype", default=None, help="LLM dtype: float32 (default), bfloat16, float16, auto")
     p.add_argument("--quantize", choices=defaults.QUANTIZE, default=None, help=defaults.QUANTIZE_HELP)
+    p.add_argument("--codec_dtype", choices=defaults.CODEC_DTYPES, default=None, help=defaults.CODEC_DTYPE_HELP)
     p.add_argument("--temperature", type=float, default=defaults.TEMPERATURE)
     p.add_argument("--top_k", type=int, default=defaults.TOP_K)
     p.add_argument("--top_p", type=float, default=defaults.TOP_P)
@@ -129,7 +130,8 @@ def _run(args: argparse.Namespace) -> str:
         tokenizer = BiCodecTokenizer.from_pretrained(args.model_dir, device=device)
         return str(Voice.from_audio(tokenizer, args.audio, args.transcript, name=args.name).save(args.out))
 
-    tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype, quantize=args.quantize)
+    tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype, quantize=args.quantize,
+                                   codec_dtype=args.codec_dtype)
     common = dict(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                   max_new_tokens=args.max_new_tokens, do_sample=not args.greedy, constrained=not args.unconstrained)
     if args.command == "clone":

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true", help="Generate and write the audio chunk by chunk")
     p.add_argument("--dtype", type=str, default=None, help="LLM dtype: float32 (default), bfloat16, float16, auto")
     p.add_argument("--quantize", choices=defaults.QUANTIZE, default=None, help=defaults.QUANTIZE_HELP)
+    p.add_argument("--codec_dtype", choices=defaults.CODEC_DTYPES, default=None, help=defaults.CODEC_DTYPE_HELP)
     p.add_argument("--max_new_tokens", type=int, default=defaults.MAX_NEW_TOKENS)
     p.add_argument("--unconstrained", action="store_true", help="The original's unconstrained generate")
     p.add_argument("--legacy_join", action="store_true",
@@ -171,7 +172,8 @@ def run_tts(args: argparse.Namespace) -> Path:
         check_output_dir(Path(args.save_voice).parent, "--save_voice")
     device = pick_device(args.device)
     log.info("Using model from: %s on %s", args.model_dir, device)
-    tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype, quantize=args.quantize)
+    tts = SparkTTS.from_pretrained(args.model_dir, device=device, dtype=args.dtype, quantize=args.quantize,
+                                   codec_dtype=args.codec_dtype)
     save_path = timestamped_path(args.save_dir)
     common = dict(seed=args.seed, max_new_tokens=args.max_new_tokens, constrained=not args.unconstrained)
     if not creating and voice is None:
