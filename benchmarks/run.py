@@ -14,7 +14,7 @@ subprocess, so its load time and peak RSS are its own:
 * ``bf16``: ``fast`` with the LLM in bfloat16.  ``int8``: ``fast`` with dynamic int8 linear layers.
 * ``int4``: ``fast`` with int4 weights (groups of 32, bf16 activations).
 * ``auto``: ``quantize="auto"`` and ``codec_dtype="auto"``: the kernels this machine measures fastest.
-* ``fastest``: int4 LLM and the codec's wave generator in bf16.
+* ``fastest``: int4 LLM, the codec's wave generator and the wav2vec2 stage in bf16.
 
 ``--original FILE`` adds a column of figures measured with the original implementation (a JSON object of
 the metric keys below, plus ``"machine"``), e.g. ``benchmarks/original_sapphire_rapids.json``. The
@@ -42,14 +42,14 @@ from pathlib import Path
 import numpy as np
 
 PATHS = ("baseline", "fast", "bf16", "int8", "int4", "auto", "fastest")
-# (LLM dtype, quantize, codec dtype) of every non-baseline path.
+# (LLM dtype, quantize, codec dtype, wav2vec2 dtype) of every non-baseline path.
 SETTINGS = {
-    "fast": (None, None, None),
-    "bf16": ("bfloat16", None, None),
-    "int8": (None, "int8", None),
-    "int4": (None, "int4", None),
-    "auto": (None, "auto", "auto"),  # what this machine's measured kernel choice and native bf16 give
-    "fastest": (None, "int4", "bfloat16"),
+    "fast": (None, None, None, None),
+    "bf16": ("bfloat16", None, None, None),
+    "int8": (None, "int8", None, None),
+    "int4": (None, "int4", None, None),
+    "auto": (None, "auto", "auto", None),  # what this machine's measured kernel choice and native bf16 give
+    "fastest": (None, "int4", "bfloat16", "bfloat16"),
 }
 
 
@@ -88,9 +88,9 @@ def run_path(path: str, release: Path, device: str, quick: bool, repeats: int) -
     res: dict = {"path": path}
 
     t = time.perf_counter()
-    dtype, quantize, codec_dtype = SETTINGS.get(path, (None, None, None))
+    dtype, quantize, codec_dtype, features_dtype = SETTINGS.get(path, (None, None, None, None))
     tts = SparkTTS.from_pretrained(release, device=device, dtype=dtype, engine="hf" if path == "baseline" else "fast",
-                                   quantize=quantize, codec_dtype=codec_dtype)
+                                   quantize=quantize, codec_dtype=codec_dtype, features_dtype=features_dtype)
     res["kernel"] = getattr(tts.model, "sparktts_kernel", None)
     res["codec_dtype"] = str(tts.audio_tokenizer.decoder_dtype).removeprefix("torch.")
     if path == "baseline":  # the original runs every wav2vec2 layer

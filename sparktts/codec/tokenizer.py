@@ -67,11 +67,16 @@ class BiCodecTokenizer:
         "bfloat16" runs its convolutions in bf16 (about 1.75x faster on an AVX-512 BF16 CPU, more with
         AMX; audio within -40 dB of float32, see the README's benchmark); "auto" picks bf16 where the
         hardware computes it natively. Tokenization is unaffected.
+    features_dtype : None, "float32", "bfloat16" or "auto"
+        The same for the wav2vec2 stage of tokenization (bf16 autocast: ~1.8x faster on AVX-512 BF16).
+        Unlike ``decoder_dtype`` this changes tokens: features move by ~1.4 % RMS, and on random
+        weights 11 % of semantic tokens (global tokens: none); measure on your model before using it
+        for data preparation.
     """
 
     def __init__(self, model_dir: str | os.PathLike, device: str | int | torch.device | None = None,
                  *, all_wav2vec2_layers: bool = False, decoder_dtype: str | torch.dtype | None = None,
-                 **kwargs: Any):
+                 features_dtype: str | torch.dtype | None = None, **kwargs: Any):
         tune_allocator()  # see sparktts.runtime: large activations are reused instead of page-faulted in
         self.model_dir = resolve_model_dir(model_dir, require=("config.yaml", "BiCodec", W2V_DIR))
         self.device = resolve_device(device)
@@ -86,7 +91,8 @@ class BiCodecTokenizer:
         self.model = BiCodec.from_pretrained(self.model_dir, device=self.device)
         self.decoder_dtype = resolve_codec_dtype(decoder_dtype, self.device)
         self.model.decoder.to(self.decoder_dtype)
-        self.features = Wav2Vec2Features(self.model_dir / W2V_DIR, all_layers=all_wav2vec2_layers)
+        self.features = Wav2Vec2Features(self.model_dir / W2V_DIR, all_layers=all_wav2vec2_layers,
+                                         compute_dtype=resolve_codec_dtype(features_dtype, self.device))
         self.features.to(self.device)
         self.processor = self.features.processor  # original attribute names
         self.feature_extractor = self.features.model

@@ -97,7 +97,9 @@ class SparkTTS:
 
         codec_dtype: the codec's wave generator in None (float32, as released), "bfloat16" (faster on CPUs
             with AVX-512 BF16 or AMX and on GPUs; audio within -40 dB of float32) or "auto" (bf16 where the
-            hardware has it). Prompt tokenization always runs in float32, so voices do not change.
+            hardware has it). Prompt tokenization runs in float32 whatever this says, so voices do not change.
+        features_dtype: the wav2vec2 stage of prompt tokenization in None (float32) or "bfloat16"/"auto":
+            faster, but it changes some semantic tokens (see :class:`BiCodecTokenizer`).
 
     Attributes (original names): ``model_dir``, ``device``, ``configs``, ``sample_rate``, ``tokenizer``
     (the LLM's), ``model`` (the LLM), ``audio_tokenizer`` (:class:`BiCodecTokenizer`); plus ``codec`` and
@@ -106,10 +108,11 @@ class SparkTTS:
 
     def __init__(self, model_dir: str | os.PathLike = DEFAULT_REPO_ID, device: Any = None,
                  dtype: str | torch.dtype | None = None, engine: str = defaults.ENGINE, quantize: str | None = None,
-                 codec_dtype: str | torch.dtype | None = None):
+                 codec_dtype: str | torch.dtype | None = None, features_dtype: str | torch.dtype | None = None):
         self.model_dir = resolve_model_dir(model_dir, require=("config.yaml", "BiCodec", "LLM", W2V_DIR))
         self.device = resolve_device(device)
-        self.audio_tokenizer = BiCodecTokenizer(self.model_dir, device=self.device, decoder_dtype=codec_dtype)
+        self.audio_tokenizer = BiCodecTokenizer(self.model_dir, device=self.device, decoder_dtype=codec_dtype,
+                                                features_dtype=features_dtype)
         self.configs = self.audio_tokenizer.config
         self.sample_rate = self.audio_tokenizer.sample_rate
         self.tokenizer, self.model = load_llm(self.model_dir / "LLM", self.device, dtype, quantize=quantize)
@@ -130,10 +133,11 @@ class SparkTTS:
     @classmethod
     def from_pretrained(cls, model_dir_or_repo_id: str | os.PathLike = DEFAULT_REPO_ID, device: Any = None,
                         dtype: str | torch.dtype | None = None, engine: str = defaults.ENGINE,
-                        quantize: str | None = None, codec_dtype: str | torch.dtype | None = None) -> SparkTTS:
+                        quantize: str | None = None, codec_dtype: str | torch.dtype | None = None,
+                        features_dtype: str | torch.dtype | None = None) -> SparkTTS:
         """Load a release from a local directory, or a hub repo id when online (see :class:`SparkTTS`)."""
         return cls(model_dir_or_repo_id, device=device, dtype=dtype, engine=engine, quantize=quantize,
-                   codec_dtype=codec_dtype)
+                   codec_dtype=codec_dtype, features_dtype=features_dtype)
 
     # -- voices ---------------------------------------------------------------------------------------
     def make_voice(self, audio: str | os.PathLike | np.ndarray, transcript: str | None = None, *,
