@@ -12,6 +12,7 @@ subprocess, so its load time and peak RSS are its own:
   constraints, the full-vocabulary head, all 24 wav2vec2 layers, batch 1 run one item after another.
 * ``fast``: the default here: 16 wav2vec2 layers, the restricted-head KV-cached decoder, batching.
 * ``bf16``: ``fast`` with the LLM in bfloat16.  ``int8``: ``fast`` with dynamic int8 linear layers.
+* ``bf16-all``: the LLM, the wave generator and the wav2vec2 stage in bf16 (no integer quantization).
 * ``int4``: ``fast`` with int4 weights (groups of 32, bf16 activations).
 * ``auto``: ``quantize="auto"`` and ``codec_dtype="auto"``: the kernels this machine measures fastest.
 * ``fastest``: int4 LLM, the codec's wave generator and the wav2vec2 stage in bf16.
@@ -41,11 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
-PATHS = ("baseline", "fast", "bf16", "int8", "int4", "auto", "fastest")
+PATHS = ("baseline", "fast", "bf16", "bf16-all", "int8", "int4", "auto", "fastest")
 # (LLM dtype, quantize, codec dtype, wav2vec2 dtype) of every non-baseline path.
 SETTINGS = {
     "fast": (None, None, None, None),
     "bf16": ("bfloat16", None, None, None),
+    "bf16-all": ("bfloat16", None, "bfloat16", "bfloat16"),  # no integer quantization anywhere
     "int8": (None, "int8", None, None),
     "int4": (None, "int4", None, None),
     "auto": (None, "auto", "auto", None),  # what this machine's measured kernel choice and native bf16 give
@@ -318,13 +320,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results[path] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{path}: done in {time.perf_counter() - t:.0f} s")
-    if {"bf16", "int8", "int4", "fastest"} & set(args.paths):
+    if {"bf16", "bf16-all", "int8", "int4", "fastest"} & set(args.paths):
         cmd = [sys.executable, __file__, "--release", str(release), "--threads", str(args.threads),
                "--_child", "agreement"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode == 0:
             agreement = json.loads(proc.stdout.strip().splitlines()[-1])
-            for path, variant in (("bf16", "bf16"), ("int8", "int8"), ("int4", "int4"), ("fastest", "int4")):
+            for path, variant in (("bf16", "bf16"), ("bf16-all", "bf16"), ("int8", "int8"), ("int4", "int4"),
+                                  ("fastest", "int4")):
                 if path in results:
                     results[path]["greedy_token_agreement"] = agreement[f"agreement_{variant}"]
             if "auto" in results and results["auto"].get("kernel"):
