@@ -268,7 +268,7 @@ def table(results: dict[str, dict], original: dict | None = None) -> str:
                 continue
             cell = f"{v:.3g}"
             b = base.get(key)
-            if p not in ("baseline", "original") and b and isinstance(v, float | int):
+            if p not in ("baseline", "original") and b:
                 ratio = v / b if higher else b / v
                 cell += f" ({ratio:.1f}x)"
             cells.append(cell)

@@ -99,7 +99,9 @@ def _check_available(device: torch.device, name: str, given: object) -> torch.de
     return device
 
 
-CODEC_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+# Names of the codec stages' compute dtypes (the CLI offers defaults.CODEC_DTYPES of them).
+_CODEC_DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                      "bf16": torch.bfloat16}
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -112,8 +114,8 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_codec_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """The wave generator's compute dtype: None/"float32" (as released), "bfloat16", or "auto" (bf16 where
-    :func:`native_bf16`, else float32).
+    """A codec stage's compute dtype (wave generator, wav2vec2): None/"float32" (as released), "bfloat16",
+    or "auto" (bf16 where :func:`native_bf16`, else float32).
 
     Raises:
         ConfigError: any other value.
@@ -124,9 +126,9 @@ def resolve_codec_dtype(dtype: str | torch.dtype | None, device: torch.device) -
         return dtype
     if isinstance(dtype, str) and dtype.lower() == "auto":
         return torch.bfloat16 if native_bf16(device) else torch.float32
-    if isinstance(dtype, str) and dtype.lower() in CODEC_DTYPES:
-        return CODEC_DTYPES[dtype.lower()]
+    if isinstance(dtype, str) and dtype.lower() in _CODEC_DTYPE_NAMES:
+        return _CODEC_DTYPE_NAMES[dtype.lower()]
     raise ConfigError(f"codec dtype must be None, 'float32', 'bfloat16' or 'auto', not {dtype!r}")
 
 
-__all__ = ["CODEC_DTYPES", "DeviceLike", "cpu_features", "native_bf16", "resolve_codec_dtype", "resolve_device"]
+__all__ = ["DeviceLike", "cpu_features", "native_bf16", "resolve_codec_dtype", "resolve_device"]

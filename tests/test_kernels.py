@@ -15,6 +15,7 @@ from sparktts.llm.kernels import (
     choose_scheme,
     direct_call,
     dynamic_int8_linear,
+    kernel_name,
     make_linear,
 )
 
@@ -89,7 +90,7 @@ def test_auto_measures_once_per_machine_and_never_picks_int4(tmp_path, monkeypat
     first = choose_scheme(64, 192, 32, 4)
     assert first.scheme in AUTO_SCHEMES and not first.cached
     assert {"int8-weight", "int4"} <= set(first.ms_per_token) and all(t > 0 for t in first.ms_per_token.values())
-    assert first.ms_per_token[first.scheme if first.engine is None else f"{first.scheme}/{first.engine}"] == \
+    assert first.ms_per_token[kernel_name(first.scheme, first.engine)] == \
         min(t for n, t in first.ms_per_token.items() if n.split("/")[0] in AUTO_SCHEMES)
     again = choose_scheme(64, 192, 32, 4)
     assert again.cached and (again.scheme, again.engine) == (first.scheme, first.engine)

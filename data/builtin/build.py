@@ -42,9 +42,11 @@ def _make_corpus():
     return module
 
 
-def _latest_step(checkpoints: list[Path]) -> int | None:
-    """The step of a run's newest checkpoint (folder names end in the zero-padded step)."""
-    return int(checkpoints[-1].name.replace("-", "_").rsplit("_", 1)[1]) if checkpoints else None
+def _step(checkpoint: Path | None, stage: str) -> int:
+    """The step of a checkpoint folder (its name ends in the zero-padded step: ``step_N`` or ``step-N``)."""
+    if checkpoint is None:
+        raise SystemExit(f"no {stage} checkpoint in --work yet: run the {stage} stage first")
+    return int(checkpoint.name.replace("-", "_").rsplit("_", 1)[1])
 
 
 def _export(run: Path, folder: Path) -> Path:
@@ -54,14 +56,12 @@ def _export(run: Path, folder: Path) -> Path:
     return folder if folder.is_dir() else export_run(run, folder)
 
 
-def _eval(items_path: Path, out: Path, asr_model: str, synthesize, sim: bool) -> dict:
-    from sparktts.eval.lists import read_list
+def _eval(items: list, out: Path, asr_model: str, synthesize, sim: bool) -> dict:
     from sparktts.eval.runner import ScoringConfig, run_eval
 
     config = ScoringConfig(asr_model=asr_model, sim_backend="resemblyzer" if sim else None, lang="en",
                            control=not sim)
-    run = run_eval(read_list(items_path), out, synthesize=synthesize, config=config)
-    return run.summary
+    return run_eval(items, out, synthesize=synthesize, config=config).summary
 
 
 def build(args: argparse.Namespace) -> None:
@@ -78,7 +78,9 @@ def build(args: argparse.Namespace) -> None:
 
         train_codec(args.codec_config, corpus / "manifest.jsonl", codec_run, max_steps=args.codec_steps,
                     resume=(codec_run / "config.yaml").is_file())
-    step = _latest_step(codec_checkpoints(codec_run))
+    if not stages & {"codec", "prepare", "lm", "eval"}:
+        return
+    step = _step((codec_checkpoints(codec_run) or [None])[-1], "codec")
     codec = work / f"codec-{step}"
     if "codec" in stages:
         _export(codec_run, codec)
@@ -87,8 +89,8 @@ def build(args: argparse.Namespace) -> None:
             from sparktts.eval.lists import read_list, write_jsonl_list
             from sparktts.eval.synthesis import codec_roundtrip_synthesizer, roundtrip_items
 
-            items = write_jsonl_list(roundtrip_items(read_list(corpus / "heldout.jsonl")),
-                                     work / "eval" / f"codec-{step}.jsonl")
+            items = roundtrip_items(read_list(corpus / "heldout.jsonl"))
+            write_jsonl_list(items, work / "eval" / f"codec-{step}.jsonl")  # what was scored, for the record
             summary = _eval(items, work / "eval" / f"codec-{step}", args.asr_model,
                             codec_roundtrip_synthesizer(BiCodecTokenizer(codec, device="cpu")), sim=True)
             print(f"codec round trip at step {step}: WER {summary['wer_utt_mean']} %, SIM {summary['sim_mean']}")
@@ -102,16 +104,17 @@ def build(args: argparse.Namespace) -> None:
         from sparktts.train.lm.trainer import train_lm
 
         train_lm(args.lm_config, tokens, lm_run, max_steps=args.lm_steps, resume=(lm_run / "config.yaml").is_file())
-        lm_step = _latest_step([latest_checkpoint(lm_run)])
+        lm_step = _step(latest_checkpoint(lm_run), "lm")
         release = _export(lm_run, work / f"release-{step}-{lm_step}")
         with atomic_dir(out, replace=True) as tmp:  # --out always holds one whole release
             shutil.copytree(release, tmp, dirs_exist_ok=True)
     if "eval" in stages and not args.no_eval:
         from sparktts import SparkTTS
+        from sparktts.eval.lists import read_list
         from sparktts.eval.synthesis import sparktts_synthesizer
 
         tts = SparkTTS.from_pretrained(out, device="cpu")
-        summary = _eval(corpus / "heldout.jsonl", work / "eval" / f"tts-{step}", args.asr_model,
+        summary = _eval(read_list(corpus / "heldout.jsonl"), work / "eval" / f"tts-{step}", args.asr_model,
                         sparktts_synthesizer(tts, seed=0), sim=False)
         print(f"text to speech (voice creation): WER {summary['wer_utt_mean']} %")
 

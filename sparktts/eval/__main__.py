@@ -10,7 +10,7 @@ Score wavs that already exist (``<wavs>/<utt>.wav``)::
 Round-trip each item's recording (``gt_wav``, or ``audio`` in a manifest) through a codec, then score
 (SIM against the recording itself)::
 
-    python -m sparktts.eval roundtrip --list corpus/heldout.jsonl --model_dir runs/codec-release \
+    python -m sparktts.eval roundtrip --list corpus/heldout.jsonl --model_dir runs/codec-release \\
         --out results/codec --asr-model base
 
 Synthesise with a Spark-TTS checkpoint, then score::

@@ -41,7 +41,7 @@ from sparktts.device import cpu_features
 from sparktts.fileio import atomic_write
 
 __all__ = ["AUTO_SCHEMES", "SCHEMES", "Int4Linear", "KernelChoice", "WeightInt8Linear", "choose_scheme",
-           "dynamic_int8_linear", "make_linear"]
+           "dynamic_int8_linear", "kernel_name", "make_linear"]
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Int4Linear(_WeightOnly):
         super().__init__()
         w = weight.detach().float()
         out_f, in_f = w.shape
-        if in_f % group or out_f % 16:
+        if not int4_fits(w, group):
             raise ValueError(f"int4 needs in_features divisible by {group} and out_features by 16, "
                              f"got {tuple(w.shape)}")
         g = w.view(out_f, in_f // group, group)
@@ -169,10 +169,10 @@ class Int4Linear(_WeightOnly):
         return self._matmul(eye).float().T.contiguous()
 
 
-def int4_fits(weight: Tensor) -> bool:
-    """Whether the int4 kernel takes a weight of this shape (others stay float)."""
+def int4_fits(weight: Tensor, group: int = INT4_GROUP) -> bool:
+    """Whether the int4 kernel takes a weight of this shape (:func:`make_linear` gives others dynamic int8)."""
     out_f, in_f = weight.shape
-    return in_f % INT4_GROUP == 0 and out_f % 16 == 0
+    return in_f % group == 0 and out_f % 16 == 0
 
 
 def make_linear(scheme: str, weight: Tensor, bias: Tensor | None, engine: str | None = None) -> nn.Module:
@@ -198,6 +198,11 @@ def direct_call(module: nn.Module) -> Callable[[Tensor], Tensor] | None:
         op, packed = torch.ops.quantized.linear_dynamic.default, params._packed_params
         return partial(op, W_prepack=packed, reduce_range=True)  # what the module's forward calls
     return None
+
+
+def kernel_name(scheme: str, engine: str | None = None) -> str:
+    """How a scheme and its int8 engine are named in timings and ``model.sparktts_kernel``: ``int8/fbgemm``."""
+    return scheme if engine is None else f"{scheme}/{engine}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +270,7 @@ def choose_scheme(hidden: int, intermediate: int, kv_dim: int, num_layers: int, 
     shapes, scale = one * layers, num_layers / layers
     timings: dict[str, float] = {}
     for scheme, engine in _candidates():
-        name = scheme if engine is None else f"{scheme}/{engine}"
+        name = kernel_name(scheme, engine)
         try:
             timings[name] = 1e3 * scale * _time_candidate(scheme, engine, shapes, repeats=3)
         except (RuntimeError, ValueError) as exc:  # a kernel this build or CPU lacks
@@ -281,7 +286,6 @@ def choose_scheme(hidden: int, intermediate: int, kv_dim: int, num_layers: int, 
     with contextlib.suppress(OSError, ValueError):
         stored = json.loads(path.read_text()) if path.is_file() else {}
         stored[key] = {"scheme": choice.scheme, "engine": choice.engine, "ms_per_token": timings}
-        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "w") as f:
             f.write(json.dumps(stored, indent=1))
     return choice

@@ -180,7 +180,6 @@ def load_llm(
                     choice = auto_kernel(path)
                     scheme, engine = choice.scheme, choice.engine
                 model = load_int8(path, scheme, engine)
-                model.sparktts_kernel = scheme if engine is None else f"{scheme}/{engine}"
             else:
                 model = AutoModelForCausalLM.from_pretrained(
                     str(path), local_files_only=True, dtype=torch_dtype, **model_kwargs

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from sparktts.errors import CheckpointError
 
-from .kernels import make_linear
+from .kernels import kernel_name, make_linear
 from .qwen2 import decoder_body
 
 __all__ = ["load_int8", "quantize_int8"]
@@ -109,6 +109,7 @@ def _convert(model: nn.Module, read: Callable[[str, bool], Tensor], scheme: str 
     head_weight = None if tied else read(f"{names[head]}.weight", True)
     head_bias = read(f"{names[head]}.bias", True) if getattr(head, "bias", None) is not None else None
     _finish(model, table, head_weight, head_bias)
+    model.sparktts_kernel = kernel_name(scheme, engine)  # what SparkTTS and the benchmarks report
 
 
 def quantize_int8(model: nn.Module, scheme: str = "int8", engine: str | None = None) -> nn.Module:
