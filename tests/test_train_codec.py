@@ -154,6 +154,13 @@ def test_presets_resolve_with_dimensions():
     assert (release.data.segment_seconds, release.data.ref_seconds) == (2.4, 6.0)
 
 
+def test_model_section_accepts_a_release_directory(tiny_codec_release, tmp_path):
+    """``model: RELEASE`` is the release's BiCodec config, not its top-level config.yaml beside it."""
+    assert (tiny_codec_release / "config.yaml").is_file()
+    (tmp_path / "c.yaml").write_text(f"model: {tiny_codec_release}\nwav2vec2: {{pretrained: {tiny_codec_release}}}\n")
+    assert load_codec_config(tmp_path / "c.yaml").bicodec() == bicodec_config("tiny")
+
+
 def _model_with_unknown_key() -> str:
     model = bicodec_config("tiny").to_dict()
     model["audio_tokenizer"]["encoder"]["bogus"] = 1

@@ -116,7 +116,7 @@ def resolve_model(model: Any, where: str) -> BiCodecConfig:
 
             return bicodec_config(MODEL_NAMES[model])
         path = Path(model).expanduser()
-        for cand in (path, path / "config.yaml", path / "BiCodec" / "config.yaml"):
+        for cand in (path, path / "BiCodec" / "config.yaml", path / "config.yaml"):  # a release: its codec
             if cand.is_file():
                 return BiCodecConfig.from_yaml(cand)
         raise ConfigError(f"{where}: {model!r} is neither a model name ({sorted(MODEL_NAMES)}) nor a "
