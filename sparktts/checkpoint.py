@@ -1,7 +1,8 @@
 """Finding a release directory and loading weights strictly.
 
-A model source is a local directory first; anything else that looks like a hub repo id
-(``SparkAudio/Spark-TTS-0.5B``) is fetched with ``huggingface_hub.snapshot_download`` when online.
+A model source is a local directory first; the name ``builtin`` is the small model trained with this
+toolkit and kept in the checkout (:func:`builtin_model_dir`); anything else that looks like a hub repo
+id (``SparkAudio/Spark-TTS-0.5B``) is fetched with ``huggingface_hub.snapshot_download`` when online.
 Weights are read from safetensors, or from PyTorch files with ``weights_only=True`` (never arbitrary
 unpickling). Loading is strict: missing, unexpected and mis-shaped keys are listed in one error.
 """
@@ -22,11 +23,23 @@ from .errors import CheckpointError
 DEFAULT_REPO_ID = "SparkAudio/Spark-TTS-0.5B"
 RELEASE_LAYOUT = ("config.yaml", "BiCodec/config.yaml", "BiCodec/model.safetensors",
                   "wav2vec2-large-xlsr-53/config.json")
+BUILTIN = "builtin"
+BUILTIN_ENV = "SPARKTTS_BUILTIN"
 _HOW_TO_GET = (
     "Download it on a machine with internet access, e.g. "
     "`huggingface-cli download SparkAudio/Spark-TTS-0.5B --local-dir pretrained_models/Spark-TTS-0.5B`, "
     "and pass that directory."
 )
+
+
+def builtin_model_dir() -> Path:
+    """Where the built-in release lives: ``$SPARKTTS_BUILTIN``, else ``data/builtin/release`` of the checkout.
+
+    It is an ordinary release in the released layout, built by ``data/builtin/build.py``; only its
+    name is special. A wheel install has no ``data/`` folder: set ``SPARKTTS_BUILTIN`` there.
+    """
+    env = os.environ.get(BUILTIN_ENV)
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "data" / "builtin" / "release"
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike, *, require: Iterable[str] = (),
@@ -37,6 +50,12 @@ def resolve_model_dir(name_or_path: str | os.PathLike, *, require: Iterable[str]
     ``local_dir`` is where a hub download is placed (default: the hub cache).
     """
     path = Path(name_or_path).expanduser()
+    if str(name_or_path) == BUILTIN and not path.is_dir():
+        path = builtin_model_dir()
+        if not path.is_dir():
+            raise CheckpointError(f"builtin: the built-in model is not at {path}. Build it with "
+                                  f"`python data/builtin/build.py --work WORK --out {path}`, point "
+                                  f"{BUILTIN_ENV} at a copy, or pass a release directory.")
     if path.is_dir():
         _check_layout(path, require)
         return path

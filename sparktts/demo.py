@@ -1,8 +1,9 @@
 """``make demo``: run the toolkit end to end on a release directory and write wavs and figures.
 
 With the real ``Spark-TTS-0.5B`` directory this shows real results. When it is missing and cannot be
-downloaded, the demo says so and runs on a tiny random-weight release instead: every stage runs, but
-the audio is noise, labelled "random weights: pipeline check only".
+downloaded, the demo runs on the built-in model (``builtin``: small, trained here on espeak-ng
+English) when the checkout has it, and otherwise on a tiny random-weight release: every stage runs,
+but the audio is noise, labelled "random weights: pipeline check only".
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import numpy as np
 
 from .assets import demo_prompt, prompts_dir
 from .audio import save_audio
-from .checkpoint import DEFAULT_REPO_ID, RELEASE_LAYOUT, resolve_model_dir
+from .checkpoint import DEFAULT_REPO_ID, RELEASE_LAYOUT, builtin_model_dir, resolve_model_dir
 from .defaults import cache_dir
 from .errors import CheckpointError
 
 # The shipped data folder (package data, so a wheel install has it too); tests read DATA / "prompts".
 DATA = prompts_dir().parent
 RANDOM_LABEL = "random weights: pipeline check only"
+BUILTIN_LABEL = "built-in model: small, espeak-ng English only"
 
 
 def random_release_dir() -> Path:
@@ -39,7 +41,8 @@ def find_release(model: str | os.PathLike, download: bool = True) -> tuple[Path,
     """The release to use and whether it is a random stand-in.
 
     ``model`` if it is a directory; else, with ``download``, the hub release downloaded into ``model``;
-    else a tiny random release (built once, cached), with a printed notice.
+    else the built-in model when it is there; else a tiny random release (built once, cached). Each
+    fallback is announced.
     """
     path = Path(model)
     if path.is_dir():
@@ -50,6 +53,10 @@ def find_release(model: str | os.PathLike, download: bool = True) -> tuple[Path,
             return resolve_model_dir(DEFAULT_REPO_ID, require=RELEASE_LAYOUT, local_dir=path), False
         except CheckpointError as exc:
             print(f"No Spark-TTS model available: {str(exc).splitlines()[0]}")
+    builtin = builtin_model_dir()
+    if (builtin / "LLM" / "config.json").is_file():
+        print(f"Running on the built-in model in {builtin} ({BUILTIN_LABEL}).")
+        return resolve_model_dir(builtin, require=RELEASE_LAYOUT), False
     from .testing import make_random_release
 
     random_dir = random_release_dir()
@@ -64,6 +71,12 @@ def find_release(model: str | os.PathLike, download: bool = True) -> tuple[Path,
         except OSError:  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
     return random_dir, True
+
+
+def is_builtin(release: Path) -> bool:
+    """Whether ``release`` is the built-in model's folder."""
+    builtin = builtin_model_dir()
+    return builtin.is_dir() and Path(release).resolve() == builtin.resolve()
 
 
 def codec_round_trip(release: Path, prompt: Path, out: Path, label: str) -> dict[str, float]:
@@ -124,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     release, is_random = find_release(args.model_dir)
-    label = RANDOM_LABEL if is_random else release.name
+    label = RANDOM_LABEL if is_random else BUILTIN_LABEL if is_builtin(release) else release.name
     codec_round_trip(release, Path(args.prompt), out, label)
     budget = args.max_new_tokens or (300 if is_random else 3000)
     generation(release, Path(args.prompt), out, label, budget)

@@ -106,3 +106,19 @@ def test_module_entry_point_runs() -> None:
     for flag in ("--text", "--device", "--save_dir", "--model_dir", "--prompt_text", "--prompt_speech_path",
                  "--gender", "--pitch", "--speed", "--seed", "--stream", "--voice", "--save_voice"):
         assert flag in proc.stdout
+
+
+def test_both_clis_take_builtin_as_model_dir(tiny_release, tmp_path, capsys, monkeypatch) -> None:
+    """``--model_dir builtin`` is the built-in release (here the tiny random one stands in for it)."""
+    monkeypatch.setenv("SPARKTTS_BUILTIN", str(tiny_release))
+    create = ["--gender", "male", "--pitch", "low", "--speed", "high", "--seed", "1", "--max_new_tokens", "50"]
+    assert inference_main(["--model_dir", "builtin", "--device", "cpu", "--save_dir", str(tmp_path),
+                           "--text", TEXT, *create]) == 0
+    a = _check_wav(_written(capsys), 50)
+    assert sparktts_main(["create", "--model_dir", "builtin", "--device", "cpu", "--text", TEXT, *create,
+                          "--out", str(tmp_path / "b.wav")]) == 0
+    np.testing.assert_array_equal(_check_wav(str(tmp_path / "b.wav"), 50), a)
+    monkeypatch.setenv("SPARKTTS_BUILTIN", str(tmp_path / "absent"))
+    assert sparktts_main(["create", "--model_dir", "builtin", "--device", "cpu", "--text", TEXT, *create,
+                          "--out", str(tmp_path / "c.wav")]) != 0
+    assert "built-in model is not at" in capsys.readouterr().err

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import soundfile
 
 from sparktts import demo
+from sparktts.checkpoint import BUILTIN_ENV, resolve_model_dir
+from sparktts.errors import CheckpointError
 
 
 def test_demo_falls_back_to_random_release(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(BUILTIN_ENV, str(tmp_path / "no-builtin"))
     out = tmp_path / "out"
     assert demo.main(["--model_dir", str(tmp_path / "no-model"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -29,6 +33,7 @@ def test_demo_clone_and_create_outputs(tmp_path, monkeypatch):
     from sparktts.voices import Voice
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(BUILTIN_ENV, str(tmp_path / "no-builtin"))
     out = tmp_path / "out"
     assert demo.main(["--model_dir", str(tmp_path / "no-model"), "--out", str(out), "--max_new_tokens", "60"]) == 0
     for name in ("clone", "create"):
@@ -37,3 +42,31 @@ def test_demo_clone_and_create_outputs(tmp_path, monkeypatch):
         assert (out / f"{name}.png").is_file()
     voice = Voice.load(out / "created_voice.json")
     assert len(voice.global_ids) == 32
+
+
+def test_builtin_name_resolves_like_any_release(tmp_path, monkeypatch, tiny_release):
+    """``builtin`` names the built-in release's folder; a missing one is an error that says how to build it."""
+    from sparktts import SparkTTS
+
+    monkeypatch.setenv(BUILTIN_ENV, str(tmp_path / "absent"))
+    with pytest.raises(CheckpointError, match="data/builtin/build.py"):
+        SparkTTS.from_pretrained("builtin", device="cpu")
+    monkeypatch.setenv(BUILTIN_ENV, str(tiny_release))
+    assert resolve_model_dir("builtin") == tiny_release
+    tts = SparkTTS.from_pretrained("builtin", device="cpu")
+    assert tts.model_dir == tiny_release
+
+
+def test_demo_prefers_the_builtin_model_to_random_weights(tmp_path, capsys, monkeypatch, tiny_release):
+    from sparktts.notebook import open_release
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(BUILTIN_ENV, str(tiny_release))
+    assert demo.find_release(tmp_path / "no-model", download=False) == (tiny_release, False)
+    assert demo.BUILTIN_LABEL in capsys.readouterr().out
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj.data))
+    assert open_release(tmp_path / "no-model") == (tiny_release, False)
+    assert len(shown) == 1 and "built-in model" in shown[0] and "color" not in shown[0]
+    shown.clear()
+    assert open_release(tiny_release) == (tiny_release, False) and not shown  # asked for by path: no note

@@ -29,7 +29,8 @@ TRAINING_COMMANDS = ("prepare", "train", "export")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model_dir", default="pretrained_models/Spark-TTS-0.5B", help="Release directory or hub id")
+    p.add_argument("--model_dir", default="pretrained_models/Spark-TTS-0.5B",
+                   help="Release directory, builtin (the built-in model) or hub id")
     p.add_argument("--device", default=None, help="cpu, cuda:N, mps or a CUDA index (default: GPU if available)")
 
 

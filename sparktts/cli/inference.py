@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (the original's flags and defaults, then the additions)."""
     p = argparse.ArgumentParser(prog="python -m sparktts.cli.inference", description="Run TTS inference.")
     p.add_argument("--model_dir", type=str, default="pretrained_models/Spark-TTS-0.5B",
-                   help="Path to the model directory (or a hub repo id when online)")
+                   help="Path to the model directory, builtin (the built-in model) or a hub repo id when online")
     p.add_argument("--save_dir", type=str, default="example/results", help="Directory to save generated audio files")
     p.add_argument("--device", type=str, default="0",
                    help="CUDA device number as in the original (falls back to MPS / CPU), or cpu / cuda:N / mps")
