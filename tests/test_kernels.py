@@ -189,3 +189,47 @@ def test_bf16_wav2vec2_moves_features_little_and_keeps_the_voice(tiny_release):
     ta, tb = fp32.encode(str(demo_prompt())), bf16.encode(str(demo_prompt()))
     assert torch.equal(ta.global_ids, tb.global_ids)  # the speaker path does not use wav2vec2
     assert float((ta.semantic_ids == tb.semantic_ids).float().mean()) >= 0.85
+
+
+# -- fused q/k/v and gate/up ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int8-weight", "int4"])
+def test_fused_projections_are_bit_identical_to_separate_layers(tiny_release, scheme):
+    """Fusing q/k/v and gate/up changes no number: transformers' forward, the lean decoder, the layers alone."""
+    from sparktts.format.prompts import build_clone_prompt
+    from sparktts.llm.generator import SpeechGenerator
+    from sparktts.llm.kernels import FusedLinear, OutputSlice
+    from sparktts.llm.model import load_llm
+    from sparktts.llm.quantize import load_int8
+    from sparktts.llm.sampling import SamplingConfig
+
+    tokenizer, _ = load_llm(tiny_release / "LLM", "cpu")
+    fused, separate = (load_int8(tiny_release / "LLM", scheme, fuse=f) for f in (True, False))
+    layer = fused.get_decoder().layers[0]
+    assert isinstance(layer.self_attn.fused_qkv, FusedLinear) and isinstance(layer.mlp.up_proj, OutputSlice)
+    assert not hasattr(separate.get_decoder().layers[0].self_attn, "fused_qkv")
+    # Not stored twice: each weight lives in the fused layer only.
+    assert sum(1 for n, _ in fused.named_buffers() if "q_proj" in n) == 0
+
+    ids = tokenizer(["A test of the fused layers, long enough for a few tokens."], return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        assert torch.equal(fused(input_ids=ids).logits, separate(input_ids=ids).logits)
+    assert layer.self_attn.fused_qkv._memo is None and layer.mlp.fused_gate_up._memo is None  # nothing held
+    # Called alone, on inputs that change between calls, each part is its own layer.
+    x1, x2 = torch.randn(2, 3, layer.self_attn.q_proj.in_features).unbind(0)
+    for name in ("q_proj", "k_proj", "v_proj"):
+        ours, theirs = getattr(layer.self_attn, name), getattr(separate.get_decoder().layers[0].self_attn, name)
+        for x in (x1, x2, x1):
+            assert torch.equal(ours(x), theirs(x))
+
+    prompt = build_clone_prompt("The quick brown fox jumps over the lazy dog.", list(range(32)))
+    runs = []
+    for model in (fused, separate):
+        gen = SpeechGenerator(model, tokenizer)
+        inputs = gen.encode_prompts([prompt])
+        runs.append(gen.fast_decoder.generate(inputs["input_ids"], inputs["attention_mask"], ["clone"],
+                                              SamplingConfig(do_sample=False, max_new_tokens=40), min_new_tokens=40))
+    assert gen.fast_decoder.lean.layers[0].qkv is None
+    assert SpeechGenerator(fused, tokenizer).fast_decoder.lean.layers[0].qkv is not None
+    assert torch.equal(runs[0], runs[1])

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from sparktts.errors import CheckpointError
 
-from .kernels import kernel_name, make_linear
+from .kernels import FusedLinear, kernel_name, make_linear
 from .qwen2 import decoder_body
 
 __all__ = ["load_int8", "quantize_int8"]
@@ -77,11 +77,35 @@ def _finish(model: nn.Module, table: Tensor, head_weight: Tensor | None, head_bi
     model.config.dtype = torch.float32
 
 
+# Layers of a decoder layer that read the same input: (parent, name of the fused layer, the layers).
+_FUSED = (("self_attn", "fused_qkv", ("q_proj", "k_proj", "v_proj")),
+          ("mlp", "fused_gate_up", ("gate_proj", "up_proj")))
+
+
+def _fuse_projections(body: nn.Module, names: dict[nn.Module, str], read: Callable[[str, bool], Tensor],
+                      scheme: str, engine: str | None) -> None:
+    """q/k/v and gate/up of every decoder layer as one :class:`~sparktts.llm.kernels.FusedLinear` each."""
+    for layer in getattr(body, "layers", []):
+        for parent_name, fused_name, parts in _FUSED:
+            parent = getattr(layer, parent_name, None)
+            children = [getattr(parent, n, None) for n in parts]
+            if parent is None or not all(type(c) is nn.Linear for c in children):
+                continue
+            weights = [read(f"{names[c]}.weight", True) for c in children]
+            biases = [read(f"{names[c]}.bias", True) if c.bias is not None else None for c in children]
+            fused = FusedLinear(scheme, weights, biases, engine)
+            setattr(parent, fused_name, fused)
+            for name, part in zip(parts, fused.parts()):
+                setattr(parent, name, part)
+
+
 def _convert(model: nn.Module, read: Callable[[str, bool], Tensor], scheme: str = "int8",
-             engine: str | None = None) -> None:
+             engine: str | None = None, fuse: bool = True) -> None:
     """Turn ``model`` into its quantized form, taking every tensor by name from ``read(key, copy)``.
 
-    The body's linear layers become layers of ``scheme`` (:func:`sparktts.llm.kernels.make_linear`); its
+    With ``fuse``, q/k/v and gate/up of each decoder layer become one fused layer each (bit-identical
+    outputs, fewer kernel calls). The body's other linear layers become layers of ``scheme``
+    (:func:`sparktts.llm.kernels.make_linear`); its
     other parameters (norms) fp32; the rotary tables are
     rebuilt from the config; the embedding table (read with ``copy=False``) and the head are installed by
     :func:`_finish`. The model's own tensors may be on the meta device: none of them is used.
@@ -89,6 +113,8 @@ def _convert(model: nn.Module, read: Callable[[str, bool], Tensor], scheme: str 
     body = decoder_body(model)
     head = model.get_output_embeddings()
     names = {m: n for n, m in model.named_modules()}
+    if fuse:
+        _fuse_projections(body, names, read, scheme, engine)
     for module in list(body.modules()):
         for name, child in list(module.named_children()):
             if type(child) is nn.Linear:
@@ -112,15 +138,17 @@ def _convert(model: nn.Module, read: Callable[[str, bool], Tensor], scheme: str 
     model.sparktts_kernel = kernel_name(scheme, engine)  # what SparkTTS and the benchmarks report
 
 
-def quantize_int8(model: nn.Module, scheme: str = "int8", engine: str | None = None) -> nn.Module:
+def quantize_int8(model: nn.Module, scheme: str = "int8", engine: str | None = None, fuse: bool = True
+                  ) -> nn.Module:
     """Quantize a loaded transformers causal LM in place (see the module docstring); returns it.
 
-    ``scheme``/``engine``: as :func:`sparktts.llm.kernels.make_linear` takes them. Prefer
+    ``scheme``/``engine``: as :func:`sparktts.llm.kernels.make_linear` takes them; ``fuse``: q/k/v and
+    gate/up as one kernel call each (:class:`sparktts.llm.kernels.FusedLinear`). Prefer
     :func:`load_int8` when loading from disk: this function needs the float model in memory first.
     """
     state = model.state_dict()
     # Copies: a surviving view of a mapped checkpoint would keep all of its pages resident.
-    _convert(model, lambda key, copy: state[key].detach().clone(), scheme, engine)
+    _convert(model, lambda key, copy: state[key].detach().clone(), scheme, engine, fuse)
     return model
 
 
@@ -149,7 +177,8 @@ def _read(files: dict[str, Path], key: str, *, copy: bool = True) -> Tensor:
     return tensor.clone() if copy else tensor
 
 
-def load_int8(path: str | os.PathLike, scheme: str = "int8", engine: str | None = None) -> nn.Module:
+def load_int8(path: str | os.PathLike, scheme: str = "int8", engine: str | None = None, fuse: bool = True
+              ) -> nn.Module:
     """Build the causal LM of an ``LLM/`` directory directly in quantized form (CPU), tensor by tensor.
 
     ``scheme``: ``"int8"`` (dynamic int8, packed for ``engine``), ``"int8-weight"`` or ``"int4"``
@@ -184,7 +213,7 @@ def load_int8(path: str | os.PathLike, scheme: str = "int8", engine: str | None 
 
     # The embedding table stays a view of the file (copy=False): a step reads one row per token, so only
     # the rows of tokens ever used become resident (~1 MB in a session instead of the table's 300 MB).
-    _convert(model, read, scheme, engine)
+    _convert(model, read, scheme, engine, fuse)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise CheckpointError(f"{path}: no weights read for {leftover[:5]}; unsupported model layout.")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .kernels import direct_call
+from .kernels import direct_call, fused_call
 
 __all__ = ["KVCache", "LeanQwen2", "decoder_body"]
 
@@ -78,6 +78,9 @@ class _Layer:
 
     def __init__(self, layer: nn.Module):
         attn, mlp = layer.self_attn, layer.mlp
+        # Fused q/k/v and gate/up (quantized models, see sparktts.llm.kernels.FusedLinear): one call each.
+        self.qkv = fused_call(attn.q_proj, attn.k_proj, attn.v_proj)
+        self.gate_up = fused_call(mlp.gate_proj, mlp.up_proj)
         self.q, self.k, self.v, self.o = (_linear(m) for m in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj))
         self.gate, self.up, self.down = (_linear(m) for m in (mlp.gate_proj, mlp.up_proj, mlp.down_proj))
         self.input_norm = layer.input_layernorm.weight
@@ -103,6 +106,7 @@ class LeanQwen2:
         self.head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
         self.hidden = int(cfg.hidden_size)
         self.scale = self.head_dim**-0.5
+        self.qkv_sizes = (self.heads * self.head_dim, self.kv_heads * self.head_dim, self.kv_heads * self.head_dim)
         rotary = body.rotary_emb
         self.inv_freq = rotary.inv_freq.float()
         self.rope_scaling = float(getattr(rotary, "attention_scaling", 1.0))
@@ -167,9 +171,13 @@ class LeanQwen2:
         mask, causal = self._attention_mask(key_mask, start, seq, x.device)
         for i, layer in enumerate(self.layers):
             h = self._norm(x, layer.input_norm)
-            q = layer.q(h).view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
-            k = layer.k(h).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = layer.v(h).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
+            if layer.qkv is not None:
+                q, k, v = layer.qkv(h).split(self.qkv_sizes, dim=-1)
+            else:
+                q, k, v = layer.q(h), layer.k(h), layer.v(h)
+            q = q.view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
+            k = k.view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = v.view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
             cache.k[i, :, :, start:end] = self._rope(k, cos, sin)
             cache.v[i, :, :, start:end] = v
             attn = F.scaled_dot_product_attention(
@@ -178,7 +186,11 @@ class LeanQwen2:
             )
             x = x + layer.o(attn.transpose(1, 2).reshape(batch, seq, self.hidden))
             h = self._norm(x, layer.post_norm)
-            x = x + layer.down(F.silu(layer.gate(h)) * layer.up(h))
+            if layer.gate_up is not None:
+                gate, up = layer.gate_up(h).chunk(2, dim=-1)
+            else:
+                gate, up = layer.gate(h), layer.up(h)
+            x = x + layer.down(F.silu(gate) * up)
         cache.length = end
         return self._norm(x[:, -1], self.final_norm)
 
