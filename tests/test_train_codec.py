@@ -264,6 +264,38 @@ def test_frozen_release_wav2vec2_and_init_from_a_release(tmp_path, data_dir, tin
     assert g.shape == (1, 1, 32)
 
 
+def test_frozen_tokenizer_side_keeps_every_token_while_the_decoder_trains(tmp_path, data_dir, tiny_codec_release):
+    """``freeze: [encoder, quantizer, speaker_encoder]`` + a frozen wav2vec2: the codec's tokens stay valid."""
+    from safetensors.torch import load_file
+
+    from sparktts.train.codec.config import FeatureModelConfig
+
+    base = tiny(max_steps=2)
+    # The release's prompt length (ref_segment_duration), which the export writes from data.ref_seconds.
+    cfg = dataclasses.replace(base, wav2vec2=FeatureModelConfig(pretrained=str(tiny_codec_release)),
+                              data=dataclasses.replace(base.data, ref_seconds=6.0),
+                              freeze=("encoder", "quantizer", "speaker_encoder"))
+    run = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "run", init=tiny_codec_release, device="cpu")
+    release = export(run, tmp_path / "release")
+    before, after = (load_file(r / "BiCodec" / "model.safetensors") for r in (tiny_codec_release, release))
+    frozen = ("encoder.", "quantizer.", "speaker_encoder.")
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(frozen))  # BatchNorm stats too
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    old, new = (BiCodecTokenizer.from_pretrained(r, device="cpu") for r in (tiny_codec_release, release))
+    for clip in ("c0.wav", "c1.wav"):
+        a, b = old.encode(data_dir / clip), new.encode(data_dir / clip)
+        assert torch.equal(a.semantic_ids, b.semantic_ids) and torch.equal(a.global_ids, b.global_ids)
+
+
+@pytest.mark.parametrize("freeze, message", [
+    (["decoders"], "unknown part"),
+    (["encoder", "quantizer", "speaker_encoder", "prenet", "postnet", "decoder"], "nothing would train"),
+])
+def test_bad_freeze_lists_are_named(freeze, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny(freeze=tuple(freeze))
+
+
 def test_gradient_accumulation_and_bf16_autocast_run(tmp_path, data_dir):
     cfg = tiny(max_steps=2, grad_accum_steps=2, mixed_precision="bf16", checkpoint_every=2)
     run = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "run", device="cpu")

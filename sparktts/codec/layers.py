@@ -66,6 +66,20 @@ def weight_norm_state_dict(model: nn.Module) -> dict[str, Tensor]:
     return out
 
 
+@torch.no_grad()
+def load_weight_norm_pairs(model: nn.Module, state_dict: dict[str, Tensor]) -> nn.Module:
+    """Set a parametrised model's ``g``/``v`` to the released ``weight_g``/``weight_v`` pairs, exactly.
+
+    :func:`add_weight_norm` re-derives ``g``/``v`` from the folded weight, which moves them by float
+    rounding; a part that is not trained must come out bit for bit as it went in.
+    """
+    for key, value in model.state_dict(keep_vars=True).items():
+        for suffix, released in _PARAM_KEYS.items():
+            if key.endswith(suffix) and key[: -len(suffix)] + released in state_dict:
+                value.copy_(state_dict[key[: -len(suffix)] + released])
+    return model
+
+
 def fold_weight_norm(g: Tensor, v: Tensor) -> Tensor:
     """``g * v / ||v||`` with the norm over every dim but 0, as ``torch._weight_norm(v, g, 0)``."""
     return torch._weight_norm(v, g, 0)

@@ -18,6 +18,9 @@ from ...errors import ConfigError
 from ..config import load_config
 
 MODEL_NAMES = {"tiny": "tiny", "full": "full", "release": "full"}
+# BiCodec parts a run can keep fixed (``freeze``). The first three make the tokens: frozen, they keep
+# every token the codec gives, so an LLM trained on them stays valid while the decoder trains on.
+FREEZABLE = ("encoder", "quantizer", "speaker_encoder", "prenet", "postnet", "decoder")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ class CodecTrainConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     max_steps: int = 10000
     speaker_start_step: int = 0  # before it the decoder gets a zero d-vector (global path off)
+    # BiCodec parts (FREEZABLE) kept as they are: no gradient, eval mode (no BatchNorm statistics, no
+    # dead-code resets). [encoder, quantizer, speaker_encoder] with a frozen wav2vec2 trains the
+    # decoder side on fixed tokens.
+    freeze: tuple[str, ...] = ()
     grad_accum_steps: int = 1
     mixed_precision: str = "no"  # no | bf16 | fp16 (bf16 on GPU)
     sync_batchnorm: bool = False  # see trainer docstring: per-process BatchNorm by default
@@ -144,6 +151,12 @@ def validate(cfg: CodecTrainConfig, where: str) -> CodecTrainConfig:
     if model.postnet.out_channels != model.encoder.input_channels:
         raise ConfigError(f"{where}: postnet.out_channels must equal encoder.input_channels (the postnet "
                           f"reconstructs the wav2vec2 features).")
+    unknown = sorted(set(cfg.freeze) - set(FREEZABLE))
+    if unknown:
+        raise ConfigError(f"{where}: freeze: unknown part(s) {unknown}; choose from {list(FREEZABLE)} (the "
+                          f"wav2vec2 stage is frozen with wav2vec2.trainable: false).")
+    if set(FREEZABLE) <= set(cfg.freeze):
+        raise ConfigError(f"{where}: freeze lists every part of the codec: nothing would train.")
     for name in ("max_steps", "grad_accum_steps", "checkpoint_every", "log_every", "keep_checkpoints"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{where}: {name} must be at least 1.")

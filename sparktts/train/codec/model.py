@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ...checkpoint import read_state_dict
 from ...codec.bicodec import BiCodec, CodecOutput
-from ...codec.layers import add_weight_norm
+from ...codec.layers import add_weight_norm, load_weight_norm_pairs
 from ...codec.vocos import VocosBackbone
 from ...errors import CheckpointError
 from .config import CodecTrainConfig
@@ -71,13 +71,13 @@ def build_codec(cfg: CodecTrainConfig, init: str | os.PathLike | None = None) ->
     """A trainable BiCodec: random weights (seeded) or a release's ``BiCodec/``, weight norm parametrised."""
     codec = BiCodec(cfg.bicodec())
     if init is None:
-        initialise(codec)
-    else:
-        root = Path(init).expanduser()
-        weights = root / "BiCodec" / "model.safetensors" if (root / "BiCodec").is_dir() else root / "model.safetensors"
-        try:
-            codec.load_released_state_dict(read_state_dict(weights), source=str(weights))
-        except CheckpointError as exc:
-            raise CheckpointError(f"--init {root}: {exc} Set the config's model: to {root} (its BiCodec "
-                                  f"config) to fine-tune it.") from exc
-    return add_weight_norm(codec).train()
+        return add_weight_norm(initialise(codec)).train()
+    root = Path(init).expanduser()
+    weights = root / "BiCodec" / "model.safetensors" if (root / "BiCodec").is_dir() else root / "model.safetensors"
+    state = read_state_dict(weights)
+    try:
+        codec.load_released_state_dict(state, source=str(weights))
+    except CheckpointError as exc:
+        raise CheckpointError(f"--init {root}: {exc} Set the config's model: to {root} (its BiCodec "
+                              f"config) to fine-tune it.") from exc
+    return load_weight_norm_pairs(add_weight_norm(codec), state).train()

@@ -101,6 +101,8 @@ class CodecTrainer:
         self.acc = accelerator
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         codec = build_codec(cfg, init)
+        for name in cfg.freeze:
+            getattr(codec, name).requires_grad_(False).eval()
         stage = FeatureStage.build(cfg.wav2vec2)
         gen = CodecTrainModel(codec, stage if cfg.wav2vec2.trainable else None)
         self.frozen = None if cfg.wav2vec2.trainable else stage.to(accelerator.device).eval()
@@ -111,7 +113,7 @@ class CodecTrainer:
                                   "for CPU (gloo) training.")
             gen = nn.SyncBatchNorm.convert_sync_batchnorm(gen)
         o = cfg.optim
-        opt_g = torch.optim.AdamW(gen.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        opt_g = torch.optim.AdamW([p for p in gen.parameters() if p.requires_grad], lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         opt_d = torch.optim.AdamW(disc.parameters(), lr=o.disc_lr or o.lr, betas=tuple(o.betas),
                                   weight_decay=o.weight_decay)
         # Schedules are stepped here once per optimiser step (not prepared: accelerate would step them
