@@ -81,8 +81,11 @@ class _Layer:
         # Fused q/k/v and gate/up (quantized models, see sparktts.llm.kernels.FusedLinear): one call each.
         self.qkv = fused_call(attn.q_proj, attn.k_proj, attn.v_proj)
         self.gate_up = fused_call(mlp.gate_proj, mlp.up_proj)
-        self.q, self.k, self.v, self.o = (_linear(m) for m in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj))
-        self.gate, self.up, self.down = (_linear(m) for m in (mlp.gate_proj, mlp.up_proj, mlp.down_proj))
+        # The per-part calls only where there is no fused one.
+        self.q, self.k, self.v = (None,) * 3 if self.qkv else (_linear(m) for m in (attn.q_proj, attn.k_proj,
+                                                                                     attn.v_proj))
+        self.gate, self.up = (None,) * 2 if self.gate_up else (_linear(m) for m in (mlp.gate_proj, mlp.up_proj))
+        self.o, self.down = _linear(attn.o_proj), _linear(mlp.down_proj)
         self.input_norm = layer.input_layernorm.weight
         self.post_norm = layer.post_attention_layernorm.weight
 
