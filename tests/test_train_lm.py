@@ -140,6 +140,46 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(reference_run: Path, examples
     assert trainer.loss(fixed) < before - 0.01
 
 
+def test_target_only_loss_equals_the_full_logits_cross_entropy(reference_run: Path, examples, tokenizer) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    cfg = tiny()
+    trainer = LMTrainer(cfg, examples, build_model(reference_run / "base", cfg, None), tokenizer.pad_token_id,
+                        device="cpu")
+    batch = collate(examples[:5], tokenizer.pad_token_id)
+    with torch.no_grad():
+        sums, counts = trainer.token_losses(batch)
+        logits = trainer.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    full = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100, reduction="none").sum(1)
+    torch.testing.assert_close(sums, full, rtol=1e-5, atol=1e-4)
+    assert counts.tolist() == (labels != -100).sum(1).tolist()
+
+
+def test_length_grouping_keeps_each_example_once_with_less_padding(reference_run: Path, examples,
+                                                                    tokenizer) -> None:
+    def epoch(cfg, e):
+        trainer = LMTrainer(cfg, examples, build_model(reference_run / "base", cfg, None), tokenizer.pad_token_id,
+                            device="cpu")
+        return [trainer.global_batch(e * trainer.steps_per_epoch + k) for k in range(trainer.steps_per_epoch)]
+
+    def padding(batches):
+        return sum(len(b) * max(len(x.input_ids) for x in b) - sum(len(x.input_ids) for x in b) for b in batches)
+
+    grouped, plain = epoch(tiny(batch_size=3), 0), epoch(tiny(batch_size=3, group_by_length=False), 0)
+    ids = [id(x) for b in grouped for x in b]
+    assert len(ids) == len(set(ids)) == len(examples)  # every example once per epoch
+    assert padding(grouped) < padding(plain)
+    assert [[id(x) for x in b] for b in epoch(tiny(batch_size=3), 1)] != [[id(x) for x in b] for b in grouped]
+
+
+def test_bf16_autocast_trains_on_cpu(data_dir: Path, tmp_path: Path) -> None:
+    run = train_lm(tiny(precision="bf16"), data_dir, tmp_path / "bf16", max_steps=3, device="cpu")
+    got = losses(run)
+    assert len(got) == 3 and np.isfinite(got).all()
+
+
 def test_resume_gives_the_same_next_losses(reference_run: Path, data_dir: Path, tmp_path: Path) -> None:
     run = train_lm(tiny(), data_dir, tmp_path / "run", max_steps=2, device="cpu")
     assert latest_checkpoint(run).name == "step-00000002"

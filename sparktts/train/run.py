@@ -193,3 +193,16 @@ def read_metrics(run_dir: str | os.PathLike):
     if not path.is_file():
         raise TrainingError(f"{run_dir}: no {METRICS_FILE} yet; has the run logged a step?")
     return pd.read_csv(path)
+
+
+def reset_accelerator_state() -> None:
+    """Let the next ``accelerate.Accelerator`` take its own precision and accumulation settings.
+
+    accelerate keeps one process-wide state and refuses a second Accelerator with another precision or
+    accumulation; a notebook (or a test) runs several trainings in one process, each with its own
+    config. The distributed part (PartialState: process group, ranks) is kept.
+    """
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()

@@ -42,7 +42,14 @@ from torch import Tensor, nn
 from ...codec.bicodec import BiCodec, CodecOutput
 from ...errors import ConfigError
 from ..config import to_dict
-from ..run import CHECKPOINTS_DIR, MetricsLogger, TrainingError, prepare_run_dir, prune_checkpoints
+from ..run import (
+    CHECKPOINTS_DIR,
+    MetricsLogger,
+    TrainingError,
+    prepare_run_dir,
+    prune_checkpoints,
+    reset_accelerator_state,
+)
 from ..run import list_checkpoints as run_checkpoints
 from .config import CodecTrainConfig, load_codec_config
 from .discriminators import Discriminator
@@ -77,13 +84,7 @@ def make_accelerator(cfg: CodecTrainConfig, device: str | None = None):
     # The x-vector head of ECAPA is never used by the codec, and the speaker path is off in the first
     # steps: DDP must be told that some parameters get no gradient.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    # accelerate keeps one process-wide state and refuses a second Accelerator with another precision
-    # or accumulation; a notebook (or a test) runs several trainings in one process, each with its own
-    # config. The distributed part (PartialState: process group, ranks) is kept.
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
+    reset_accelerator_state()
     return Accelerator(cpu=device == "cpu", mixed_precision=cfg.mixed_precision,
                        gradient_accumulation_steps=cfg.grad_accum_steps, kwargs_handlers=[ddp])
 

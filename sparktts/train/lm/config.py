@@ -64,7 +64,9 @@ class LMTrainConfig:
         lr / min_lr_ratio / warmup_steps: linear warm-up then cosine decay to ``lr * min_lr_ratio`` at
             ``max_steps`` (``--max-steps`` stops earlier without changing the schedule, so a run stopped
             and resumed follows the same curve).
-        precision: "auto" (bf16 on a GPU that has it, else fp32), "fp32", "bf16", "fp16".
+        group_by_length: batch examples of similar length (less padding; the order stays random).
+        precision: "auto" (bf16 on a GPU that has it, else fp32), "fp32", "bf16" (autocast; on CPU too,
+            where AVX-512 BF16 / AMX make it faster), "fp16" (GPU).
         save_every / keep_checkpoints: checkpoint period in steps, and how many to keep.
     """
 
@@ -81,6 +83,7 @@ class LMTrainConfig:
     betas: tuple[float, ...] = (0.9, 0.95)
     grad_clip: float = 1.0
     max_steps: int = 1000
+    group_by_length: bool = True
     precision: str = "auto"
     seed: int = 0
     log_every: int = 10

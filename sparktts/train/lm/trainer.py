@@ -39,7 +39,7 @@ from sparktts.errors import ConfigError
 from sparktts.fileio import atomic_dir
 from sparktts.train.config import load_config, to_dict
 from sparktts.train.lm.config import LMTrainConfig
-from sparktts.train.lm.data import ExampleStats, TrainingExample, build_examples, collate
+from sparktts.train.lm.data import IGNORE_INDEX, ExampleStats, TrainingExample, build_examples, collate
 from sparktts.train.lm.model import build_model, write_base
 from sparktts.train.run import (
     CHECKPOINTS_DIR,
@@ -48,6 +48,7 @@ from sparktts.train.run import (
     list_checkpoints,
     prepare_run_dir,
     prune_checkpoints,
+    reset_accelerator_state,
 )
 
 __all__ = ["LMTrainer", "add_arguments", "latest_checkpoint", "run", "train_lm"]
@@ -59,6 +60,30 @@ CKPT_DIR = CHECKPOINTS_DIR
 STATE_FILE = "state.json"
 WEIGHTS = "model.safetensors"
 
+
+
+class TargetLoss(torch.nn.Module):
+    """The causal LM with its loss over target positions only: ``(B,)`` summed cross-entropy, ``(B,)`` counts.
+
+    The LM head runs on the target positions alone (the released vocabulary has 166 000 rows: full
+    logits of a 64 x 3072 batch would be 130 GB in float32, and on a small model they are half the
+    step). The result equals the cross-entropy of the full logits. It is the module DDP wraps, so
+    gradients are synchronised as for the plain model; ``lm`` is what checkpoints hold.
+    """
+
+    def __init__(self, lm: Any):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        targets = labels[:, 1:]
+        valid = targets != IGNORE_INDEX
+        rows = valid.nonzero()[:, 0]
+        logits = self.lm.get_output_embeddings()(hidden[:, :-1][valid])  # (N, V)
+        ce = F.cross_entropy(logits.float(), targets[valid], reduction="none")
+        return ce.new_zeros(len(input_ids)).index_add_(0, rows, ce), valid.sum(dim=1)
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -94,6 +119,7 @@ class LMTrainer:
         from accelerate import Accelerator
 
         if accelerator is None:
+            reset_accelerator_state()
             accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.precision, device),
                                       cpu=device == "cpu")
         self.acc = accelerator
@@ -114,10 +140,16 @@ class LMTrainer:
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}],
                                 lr=cfg.lr, betas=tuple(cfg.betas))
-        self.model, self.optimizer = self.acc.prepare(model, opt)
+        self.model, self.optimizer = self.acc.prepare(TargetLoss(model), opt)
         # Not prepared: accelerate would step a prepared scheduler once per process.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, _lr_lambda(cfg))
         self.step = 0
+        self._epoch_cache: tuple[int, list[list[int]]] = (-1, [])
+
+    @property
+    def lm(self) -> Any:
+        """The causal LM being trained (without the loss wrapper and DDP)."""
+        return self.acc.unwrap_model(self.model).lm
 
     # -- data order ---------------------------------------------------------------------------------
     @property
@@ -127,9 +159,28 @@ class LMTrainer:
     def global_batch(self, step: int) -> list[TrainingExample]:
         """The examples of optimiser step ``step`` (0-based), over all ranks and micro-steps."""
         epoch, k = divmod(step, self.steps_per_epoch)
-        gen = torch.Generator().manual_seed(self.cfg.seed + epoch)
-        perm = torch.randperm(len(self.examples), generator=gen)[k * self.cfg.batch_size: (k + 1) * self.cfg.batch_size]
-        return [self.examples[i] for i in perm.tolist()]
+        return [self.examples[i] for i in self._epoch_batches(epoch)[k]]
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        """Epoch ``epoch``'s batches of example indices, from ``seed + epoch`` alone.
+
+        With ``group_by_length`` each run of 32 batches of the permutation is sorted by length before it
+        is cut into batches, and the batches are then shuffled: a batch holds examples of similar
+        length, so little of it is padding, and the order stays random.
+        """
+        if self._epoch_cache[0] != epoch:
+            gen = torch.Generator().manual_seed(self.cfg.seed + epoch)
+            b = self.cfg.batch_size
+            perm = torch.randperm(len(self.examples), generator=gen)[: self.steps_per_epoch * b].tolist()
+            if self.cfg.group_by_length:
+                group = 32 * b
+                perm = [i for start in range(0, len(perm), group) for i in
+                        sorted(perm[start: start + group], key=lambda i: -len(self.examples[i].input_ids))]
+            batches = [perm[j: j + b] for j in range(0, len(perm), b)]
+            if self.cfg.group_by_length:
+                batches = [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
+            self._epoch_cache = (epoch, batches)
+        return self._epoch_cache[1]
 
     def micro_batches(self, batch: list[TrainingExample]) -> list[list[TrainingExample]]:
         """This rank's micro-batches of a global batch: micro-step m, rank r -> a contiguous slice."""
@@ -144,11 +195,7 @@ class LMTrainer:
     def token_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row summed target-token cross-entropy (B,) and target-token counts (B,)."""
         with self.acc.autocast():
-            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        labels = batch["labels"][:, 1:]
-        ce = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
-        valid = labels != -100
-        return (ce * valid).sum(dim=1), valid.sum(dim=1)
+            return self.model(batch["input_ids"], batch["attention_mask"], batch["labels"])
 
     def loss(self, examples: list[TrainingExample]) -> float:
         """Mean target-token loss of ``examples`` on this process, without a gradient (for tests/eval)."""
@@ -202,7 +249,7 @@ class LMTrainer:
         if self.acc.is_main_process:
             with atomic_dir(folder, replace=True) as tmp:
                 # save_model handles the tied embedding / LM head that save_file refuses.
-                save_model(self.acc.unwrap_model(self.model), str(tmp / WEIGHTS))
+                save_model(self.lm, str(tmp / WEIGHTS))
                 torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
                            tmp / "optimizer.pt")
                 state = {"step": self.step, "config": to_dict(self.cfg)}
@@ -227,7 +274,7 @@ class LMTrainer:
             raise ConfigError(f"{folder}: checkpoint from another config (differs in {diff}); resume with the "
                               "config it was trained with, or start a new --out")
         try:
-            load_model(self.acc.unwrap_model(self.model), str(folder / WEIGHTS), strict=True,
+            load_model(self.lm, str(folder / WEIGHTS), strict=True,
                        device=str(self.acc.device))
         except RuntimeError as exc:
             raise TrainingError(f"{folder}: checkpoint weights do not fit this model ({str(exc)[:400]}); it "
@@ -242,8 +289,8 @@ def _mixed_precision(precision: str, device: str | None) -> str:
     on_gpu = torch.cuda.is_available() and device != "cpu"
     if precision == "auto":
         return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
-    if precision in ("bf16", "fp16") and not on_gpu:
-        raise ConfigError(f"precision {precision!r} needs a GPU; use precision: fp32 (or auto) on CPU")
+    if precision == "fp16" and not on_gpu:
+        raise ConfigError("precision 'fp16' needs a GPU; use precision: bf16, fp32 or auto on CPU")
     return {"fp32": "no"}.get(precision, precision)
 
 
@@ -275,6 +322,7 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, enabled=lora))
     data = Path(data).expanduser()
     data_info = read_data_info(data)
+    reset_accelerator_state()
     acc = Accelerator(mixed_precision=_mixed_precision(cfg.precision, device), cpu=device == "cpu")
     out = Path(out).expanduser()
     if resume and (out / "run.json").is_file():
