@@ -114,7 +114,8 @@ class CodecTrainer:
                                   "for CPU (gloo) training.")
             gen = nn.SyncBatchNorm.convert_sync_batchnorm(gen)
         o = cfg.optim
-        opt_g = torch.optim.AdamW([p for p in gen.parameters() if p.requires_grad], lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        trained = [p for p in gen.parameters() if p.requires_grad]  # not the frozen parts
+        opt_g = torch.optim.AdamW(trained, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         opt_d = torch.optim.AdamW(disc.parameters(), lr=o.disc_lr or o.lr, betas=tuple(o.betas),
                                   weight_decay=o.weight_decay)
         # Schedules are stepped here once per optimiser step (not prepared: accelerate would step them
