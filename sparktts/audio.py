@@ -12,8 +12,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
 from .errors import AudioError
 from .fileio import atomic_write
@@ -71,6 +69,8 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             f"{path}: the file is truncated: its header announces {declared} bytes of audio but only {present} "
             "are there (a download or a write was cut off). Download or export it again."
         )
+    import soundfile  # here, not at import: training on prepared tokens needs no audio library
+
     try:
         audio, sr = soundfile.read(str(path), dtype="float64", always_2d=False)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
@@ -104,6 +104,8 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> n
         return audio
     if orig_sr <= 0:
         raise AudioError(f"sample rate must be positive; given {orig_sr}.")
+    import soxr
+
     return soxr.resample(audio, orig_sr, target_sr, quality="VHQ")
 
 
@@ -230,6 +232,8 @@ def reference_clip(wav: np.ndarray, length: int) -> np.ndarray:
 
 def sound_format(path: str | os.PathLike) -> str:
     """The soundfile container for a file name's extension (WAV when it names none soundfile knows)."""
+    import soundfile
+
     ext = Path(path).suffix.lstrip(".").upper()
     return ext if ext in soundfile.available_formats() else "WAV"
 
@@ -240,6 +244,8 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SA
     The write is atomic (:func:`sparktts.fileio.atomic_write`): an interrupted save leaves no file, or the
     previous one, under ``path``, never a truncated one.
     """
+    import soundfile
+
     path = Path(path)
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     with atomic_write(path) as fh:
@@ -250,6 +256,8 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SA
 def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     """The audio as the bytes of a 16-bit PCM WAV file (notebook players: ``Synthesis`` and the panels)."""
     import io
+
+    import soundfile
 
     buf = io.BytesIO()
     soundfile.write(buf, np.clip(np.asarray(audio, dtype=np.float32), -1, 1), int(sample_rate), format="WAV",

@@ -217,6 +217,30 @@ def test_two_gloo_processes_give_the_losses_of_one(reference_run: Path, data_dir
     np.testing.assert_allclose(losses(run), losses(reference_run), rtol=1e-5)
 
 
+_NO_AUDIO_CHILD = """
+import sys
+for name in ("soundfile", "soxr", "librosa"):
+    sys.modules[name] = None  # as if not installed: import fails, find_spec says absent
+import dataclasses
+from sparktts.train.config import load_config
+from sparktts.train.lm.config import LMTrainConfig
+from sparktts.train.lm.trainer import train_lm
+cfg = dataclasses.replace(load_config(LMTrainConfig, "tiny", "lm"), save_every=2, max_steps=10)
+train_lm(cfg, sys.argv[1], sys.argv[2], max_steps=2, device="cpu")
+"""
+
+
+def test_lm_trains_on_prepared_tokens_without_audio_libraries(data_dir: Path, tmp_path: Path) -> None:
+    """A GPU machine with no soundfile/soxr/librosa can train the LM on a carried data folder."""
+    script = tmp_path / "child.py"
+    script.write_text(_NO_AUDIO_CHILD)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, str(script), str(data_dir), str(tmp_path / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert len(losses(tmp_path / "run")) == 2
+
+
 def test_fine_tune_starts_from_the_release_weights(tiny_release: Path, data_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -11,7 +11,6 @@ to float32 rounding, <= 3.4e-7), so this module computes the same linear-magnitu
 
 from __future__ import annotations
 
-import librosa
 import torch
 from torch import Tensor, nn
 
@@ -27,6 +26,8 @@ class MelSpectrogram(nn.Module):
         self.hop_length = cfg.hop_length
         self.win_length = cfg.win_length
         fmax = cfg.mel_fmax if cfg.mel_fmax is not None else cfg.sample_rate / 2
+        import librosa  # here: code that never builds a codec (LM training on tokens) needs no librosa
+
         fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.num_mels,
                                  fmin=cfg.mel_fmin, fmax=fmax, htk=False, norm="slaney")
         # Not part of the released state dict: computed from mel_params (torchaudio's names kept).

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 
-import librosa
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -30,6 +29,8 @@ class MultiResolutionMelLoss(nn.Module):
         for w, n in zip(windows, bins):
             with warnings.catch_warnings():  # small windows leave some high mel bins empty: harmless
                 warnings.simplefilter("ignore")
+                import librosa
+
                 fb = librosa.filters.mel(sr=sample_rate, n_fft=w, n_mels=n, fmin=0.0, fmax=sample_rate / 2)
             self.register_buffer(f"fb_{w}", torch.from_numpy(fb).float(), persistent=False)
             self.register_buffer(f"hann_{w}", torch.hann_window(w), persistent=False)
