@@ -94,6 +94,34 @@ def test_prepare_writes_tokens_labels_and_errors(prepared, tiny_release: Path) -
         assert row["speed_value"] == min(10, int(round(row["speed_sps"], 1)))
 
 
+def test_measured_values_in_the_manifest_are_used_without_measuring_again(prepared, tiny_release: Path,
+                                                                           tmp_path: Path, monkeypatch) -> None:
+    """A corpus that measured its clips (make_corpus does, with the eval's code) skips pyin in prepare."""
+    import sparktts.eval.control as control
+
+    report, manifest = prepared
+    measured = {c.row["id"]: c.row for c in read_tokenized(report.out)}
+    rows = [json.loads(x) for x in manifest.read_text().splitlines()]
+    for r in rows:
+        r["audio"] = str(manifest.parent / r["audio"])
+        if r["id"] in measured:
+            r.update(pitch_mel=measured[r["id"]]["pitch_mel"], speed_sps=measured[r["id"]]["speed_sps"])
+    again = tmp_path / "m.jsonl"
+    again.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(control, "measure_attributes", refuse)
+    out = prepare(again, tiny_release, tmp_path / "data", device="cpu", progress=False)
+    assert out.accepted == 4
+    for clip in read_tokenized(out.out):
+        row, ref = clip.row, measured[clip.row["id"]]
+        assert row["measured_source"] == "manifest"
+        for key in ("gender", "gender_measured", "pitch", "speed", "pitch_value", "speed_value"):
+            assert row[key] == ref[key], key
+
+
 def test_rerun_of_a_finished_folder_does_nothing(prepared, tiny_release: Path) -> None:
     report, manifest = prepared
     again = prepare(manifest, tiny_release, report.out, batch_size=3, device="cpu", progress=False)
@@ -107,6 +135,8 @@ def test_rerun_of_a_finished_folder_does_nothing(prepared, tiny_release: Path) -
     ('{"audio": "a.wav", "text": "hi", "id": "x"}\n{"audio": "b.wav", "text": "ho", "id": "x"}\n',
      r"line 2: clip id 'x' already used on line 1"),
     ("not json\n", r"line 1: not valid JSON"),
+    ('{"audio": "a.wav", "text": "hi", "pitch_mel": 200}\n', r"line 1: 'pitch_mel' without 'speed_sps'"),
+    ('{"audio": "a.wav", "text": "hi", "pitch_mel": "high", "speed_sps": 4}\n', r"line 1: pitch_mel must be"),
 ])
 def test_manifest_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:
     m = tmp_path / "m.jsonl"

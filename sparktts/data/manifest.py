@@ -8,14 +8,17 @@ Each line is a JSON object::
 ``audio`` and ``text`` are required; ``audio`` is relative to the manifest's folder unless absolute.
 ``speaker`` defaults to ``"unknown"``, ``lang`` to the language detected from the text ("zh" when it has a
 Han character, else "en"). ``gender`` / ``pitch`` / ``speed`` are optional labels; a missing one is
-measured from the audio. ``id`` defaults to a stable hash of the audio path and the text, so a rerun over
-the same manifest finds the clips it has already done.
+measured from the audio. ``pitch_mel`` and ``speed_sps`` (optional, together) are values already
+measured on the file with the eval's code (``data/corpus/make_corpus.py`` writes them): ``prepare``
+then uses them instead of measuring again (pyin takes ~1 s a clip). ``id`` defaults to a stable hash
+of the audio path and the text, so a rerun over the same manifest finds the clips it has already done.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,7 @@ class ManifestEntry:
         id: the clip id (manifest ``id`` or a hash of audio path + text).
         audio: absolute audio path.
         gender / pitch / speed: labels given in the manifest (normalised), or None to measure them.
+        pitch_mel / speed_sps: measured values given in the manifest (both or neither), or None.
     """
 
     line: int
@@ -52,6 +56,8 @@ class ManifestEntry:
     gender: str | None = None
     pitch: str | None = None
     speed: str | None = None
+    pitch_mel: float | None = None
+    speed_sps: float | None = None
 
 
 def _label(value: object, allowed: dict[str, int], name: str, where: str) -> str | None:
@@ -111,10 +117,24 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestEntry]:
                 gender=_label(row.get("gender"), GENDER_MAP, "gender", where),
                 pitch=_label(row.get("pitch"), LEVELS_MAP, "pitch", where),
                 speed=_label(row.get("speed"), LEVELS_MAP, "speed", where),
+                **_measured(row, where),
             ))
     if not entries:
         raise DataError(f"{path}: the manifest holds no clips")
     return entries
+
+
+def _measured(row: dict, where: str) -> dict[str, float]:
+    given = {k: row[k] for k in ("pitch_mel", "speed_sps") if row.get(k) is not None}
+    if not given:
+        return {}
+    if len(given) == 1:
+        raise DataError(f"{where}: {next(iter(given))!r} without {({'pitch_mel', 'speed_sps'} - set(given)).pop()!r}; "
+                        f"give both measured values or neither (then they are measured)")
+    for key, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise DataError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
+    return {k: float(v) for k, v in given.items()}
 
 
 def _default_id(audio: str, text: str) -> str:

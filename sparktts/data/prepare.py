@@ -98,35 +98,49 @@ def _speed_lang(lang: str) -> str | None:
 def clip_labels(wav: np.ndarray, entry: ManifestEntry, f0_method: str = "pyin") -> dict[str, Any]:
     """Gender / pitch / speed labels and measured values of one 16 kHz clip (``clips.jsonl`` fields).
 
-    Manifest labels win; measured ones fill the gaps. When the clip has no voiced frame the measured fields
-    are None and ``labels_error`` says why (the clip still serves voice cloning).
+    Manifest labels win; measured ones fill the gaps. Values measured before (the manifest's ``pitch_mel``
+    and ``speed_sps``) are taken as they are, and the audio is not measured again. When the clip has no
+    voiced frame the measured fields are None and ``labels_error`` says why (the clip still serves voice cloning).
     """
-    from sparktts.eval.control import measure_attributes
+    from sparktts.eval.control import gender_from_pitch, measure_attributes, pitch_level, speed_level
     from sparktts.eval.errors import EvalError
 
     lang = _speed_lang(entry.lang)
     out: dict[str, Any] = {"gender": entry.gender, "pitch": entry.pitch, "speed": entry.speed,
                            "gender_source": "manifest" if entry.gender else None, "gender_measured": None,
                            "f0_hz": None, "pitch_mel": None, "syllables": None, "speech_duration": None,
-                           "speed_sps": None, "pitch_value": None, "speed_value": None, "labels_error": None}
-    try:
-        # Speed boundaries exist for en / zh only; other languages are measured with the en counter and
-        # get no measured speed level.
-        att = measure_attributes(wav, entry.text, 16000, lang=lang or "en", gender=entry.gender,
-                                 f0_method=f0_method)
-    except EvalError as exc:
-        out["labels_error"] = str(exc)
-        return out
-    out.update(gender_measured=att.gender, f0_hz=round(att.f0_mean_hz, 3), pitch_mel=round(att.pitch_mel, 3),
-               syllables=att.syllables, speech_duration=round(att.duration_s, 4), speed_sps=round(att.speed_sps, 4))
+                           "speed_sps": None, "pitch_value": None, "speed_value": None, "labels_error": None,
+                           "measured_source": None}
+    if entry.pitch_mel is not None and entry.speed_sps is not None:
+        # Measured already (with this code, on this file): levels from the values, as measure_attributes does.
+        mel, sps = entry.pitch_mel, entry.speed_sps
+        measured_gender = gender_from_pitch(mel)
+        gender = entry.gender or measured_gender
+        out.update(gender_measured=measured_gender, pitch_mel=round(mel, 3), speed_sps=round(sps, 4),
+                   measured_source="manifest")
+        levels = (pitch_level(mel, gender), speed_level(sps, lang) if lang is not None else None)
+    else:
+        try:
+            # Speed boundaries exist for en / zh only; other languages are measured with the en counter and
+            # get no measured speed level.
+            att = measure_attributes(wav, entry.text, 16000, lang=lang or "en", gender=entry.gender,
+                                     f0_method=f0_method)
+        except EvalError as exc:
+            out["labels_error"] = str(exc)
+            return out
+        mel, sps, measured_gender = att.pitch_mel, att.speed_sps, att.gender
+        out.update(measured_source="audio", gender_measured=att.gender, f0_hz=round(att.f0_mean_hz, 3),
+                   pitch_mel=round(mel, 3), syllables=att.syllables, speech_duration=round(att.duration_s, 4),
+                   speed_sps=round(sps, 4))
+        levels = (att.pitch_level, att.speed_level)
     if entry.gender is None:
-        out["gender"], out["gender_source"] = att.gender, "measured"
+        out["gender"], out["gender_source"] = measured_gender, "measured"
     if entry.pitch is None:
-        out["pitch"] = att.pitch_level
+        out["pitch"] = levels[0]
     if entry.speed is None and lang is not None:
-        out["speed"] = att.speed_level
-    out["pitch_value"] = min(PITCH_VALUE_MAX, max(0, int(att.pitch_mel)))
-    out["speed_value"] = min(SPEED_VALUE_MAX, max(0, int(round(att.speed_sps, 1))))
+        out["speed"] = levels[1]
+    out["pitch_value"] = min(PITCH_VALUE_MAX, max(0, int(mel)))
+    out["speed_value"] = min(SPEED_VALUE_MAX, max(0, int(round(sps, 1))))
     return out
 
 
