@@ -20,7 +20,7 @@ Synthesise with a Spark-TTS checkpoint, then score::
 
 ``--config`` reads a YAML file whose keys are the long option names, the same as the fields of
 :class:`~sparktts.eval.runner.ScoringConfig` (``asr_backend``, ``asr_model``, ``sim_backend``, ``sim_model``,
-``sim_code_dir``, ``lang``, ``device``, ``control``) plus ``engine`` and ``workers``; the older spellings
+``sim_code_dir``, ``lang``, ``device``, ``control``, ``identify``) plus ``engine`` and ``workers``; the older spellings
 ``asr``, ``sim`` and ``sim_code`` (keys and ``--asr`` / ``--sim`` / ``--sim-code``) are accepted as aliases.
 Command-line options win. ``--retry-errors`` redoes items whose earlier row has an error.
 """
@@ -85,6 +85,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="wavlm-ecapa: seed-tts-eval's thirdparty/UniSpeech/downstreams/speaker_verification",
     )
     p.add_argument("--control", action="store_true", default=None, help="also measure gender/pitch/speed")
+    p.add_argument("--identify", action="store_true", default=None,
+                   help="voice cloning with several prompts: SIM of each output to every prompt, and how often "
+                        "its own prompt is the nearest (sim_matrix.csv, summary 'identification')")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.add_argument("--engine", choices=("local", "ray"), default=None, help="run items locally or on Ray")
     p.add_argument("--workers", type=int, default=None, help="Ray actors (engine=ray)")

@@ -55,6 +55,8 @@ from .scoring import Scorer, ScoringConfig
 from .summary import SUMMARY_FILE, summarize_results
 from .synthesis import sparktts_synthesizer
 
+SIM_MATRIX_FILE = "sim_matrix.csv"  # --identify: SIM of every cloned output to every prompt
+
 
 @dataclass
 class EvalRun:
@@ -158,6 +160,25 @@ def run_eval(
                            progress, on_item)
 
 
+def _identify(items: Sequence[EvalItem], rows: list[dict], paths: dict[str, Path], out_dir: Path,
+              scorer: Scorer | None, config: ScoringConfig) -> dict:
+    """``config.identify``: write ``sim_matrix.csv`` and return the summary's ``identification`` block."""
+    from .similarity import load_speaker_model, prompt_identification
+
+    ok = {r["utt"] for r in rows if not r.get("error")}
+    prompts = {it.utt: it.prompt_wav for it in items if it.prompt_wav is not None and it.utt in ok}
+    if len(set(map(str, prompts.values()))) < 2:
+        return {"skipped": "identification needs cloned items with at least 2 different prompts"}
+    if not config.sim_backend:
+        return {"skipped": "identification needs a speaker model (sim_backend)"}
+    model = scorer.speaker if scorer is not None and scorer.speaker is not None else load_speaker_model(
+        config.sim_backend, config.sim_model, device=config.device, code_dir=config.sim_code_dir)
+    found = prompt_identification({u: paths[u] for u in prompts}, prompts, model)
+    with atomic_write(out_dir / SIM_MATRIX_FILE, "w") as fh:
+        found.matrix.assign(own_prompt=found.own, nearest=found.nearest).to_csv(fh, float_format="%.4f")
+    return {"accuracy": round(found.accuracy, 4), "n": len(found.own), "prompts": found.matrix.shape[1]}
+
+
 def _run_locked(items: Sequence[EvalItem], out_dir: Path, results: ResultsFile, paths: dict[str, Path],
                 synthesize: Synthesizer | None, scorer: Scorer | None, config: ScoringConfig | None, engine: str,
                 num_workers: int, progress: bool, on_item: Callable[[dict], None] | None) -> EvalRun:
@@ -175,6 +196,7 @@ def _run_locked(items: Sequence[EvalItem], out_dir: Path, results: ResultsFile, 
             continue
         jobs.append((item, path))
 
+    local: Scorer | None = scorer
     if not jobs:  # everything done (or missing): do not load models for nothing
         stream: Iterable[dict] = iter(())
     elif engine == "ray":
@@ -199,6 +221,8 @@ def _run_locked(items: Sequence[EvalItem], out_dir: Path, results: ResultsFile, 
     wanted = {it.utt for it in items}
     rows = [r for r in results.rows if r.get("utt") in wanted]
     table, summary = summarize_results(rows, n_items=len(items), missing=missing)
+    if config is not None and config.identify:
+        summary["identification"] = _identify(items, rows, paths, out_dir, local, config)
     summary["config"] = asdict(config) if config is not None else None
     with atomic_write(out_dir / SUMMARY_FILE, "w") as fh:
         json.dump(summary, fh, indent=2, ensure_ascii=False, default=json_default)

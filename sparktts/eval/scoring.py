@@ -50,6 +50,9 @@ class ScoringConfig:
         See :func:`sparktts.eval.similarity.load_speaker_model`.
     control : bool
         Also measure gender/pitch/speed (:mod:`sparktts.eval.control`).
+    identify : bool
+        After the run, SIM of each cloned output to every distinct prompt of the list, and the share whose
+        own prompt is the nearest (:func:`sparktts.eval.similarity.prompt_identification`).
     device : str
     """
 
@@ -60,6 +63,7 @@ class ScoringConfig:
     sim_model: str | None = None
     sim_code_dir: str | None = None
     control: bool = False
+    identify: bool = False
     device: str = "cpu"
 
     @classmethod
@@ -71,8 +75,9 @@ class ScoringConfig:
         for key in ("asr_backend", "sim_backend"):
             if values.get(key) == "none":
                 values[key] = None
-        if "control" in values:
-            values["control"] = bool(values["control"])
+        for key in ("control", "identify"):
+            if key in values:
+                values[key] = bool(values[key])
         return cls(**values)
 
     def build(self) -> Scorer:

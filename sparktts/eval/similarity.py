@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ._audio import EVAL_SR, AudioLike, cache_dir, load_16k
 from .errors import EvalError, ModelNotAvailableError
@@ -324,3 +328,55 @@ __all__ = [
     "cosine_similarity",
     "load_speaker_model",
 ]
+
+
+@dataclass
+class Identification:
+    """Which prompt each clone sounds most like: the voice-cloning check of a list with several prompts.
+
+    Attributes
+    ----------
+    matrix : DataFrame
+        Rows: utterances; columns: the distinct prompts; values: SIM of the utterance to that prompt.
+    own : Series
+        Each utterance's own prompt (a column name).
+    """
+
+    matrix: pd.DataFrame
+    own: pd.Series
+
+    @property
+    def nearest(self) -> pd.Series:
+        return self.matrix.idxmax(axis=1)
+
+    @property
+    def correct(self) -> pd.Series:
+        """True where the utterance is closer to its own prompt than to every other prompt."""
+        return self.nearest == self.own
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean()) if len(self.own) else math.nan
+
+
+def prompt_identification(
+    outputs: Mapping[str, AudioLike], prompts: Mapping[str, str | os.PathLike], model: SpeakerModel
+) -> Identification:
+    """SIM of every output to every distinct prompt of the list, and whether its own prompt is the nearest.
+
+    ``outputs``: utterance -> generated audio; ``prompts``: utterance -> its prompt file. Each audio is
+    embedded once. Prompts are named by file name (by full path where two share a name).
+    """
+    utts = [u for u in outputs if u in prompts]
+    if not utts:
+        raise EvalError("no utterance has both an output and a prompt: nothing to identify.")
+    paths = sorted({str(prompts[u]) for u in utts})
+    names = [Path(p).name for p in paths]
+    if len(set(names)) < len(names):
+        names = paths
+    name_of = dict(zip(paths, names))
+    book = np.stack([model.embed(p) for p in paths])  # (P, D)
+    rows = np.stack([model.embed(outputs[u]) for u in utts])  # (N, D)
+    sims = (rows / np.linalg.norm(rows, axis=1, keepdims=True)) @ (book / np.linalg.norm(book, axis=1, keepdims=True)).T
+    matrix = pd.DataFrame(sims, index=pd.Index(utts, name="utt"), columns=names)
+    return Identification(matrix, pd.Series([name_of[str(prompts[u])] for u in utts], index=matrix.index))
