@@ -24,6 +24,7 @@ from sparktts.train.lm.trainer import LMTrainer, build_model, latest_checkpoint,
 from sparktts.train.run import TrainingError  # noqa: E402
 from tests.test_prepare import write_clips  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 STEPS = 4
 
 
@@ -321,3 +322,20 @@ def test_cli_prepare_train_resume_export(tiny_release: Path, tmp_path: Path, cap
     assert (out / "LLM" / "model.safetensors").is_file()
     assert main([*common]) == 2  # a second fresh run into the same folder
     assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_builtin_alignment_check_compares_right_and_shifted_texts(reference_run: Path, data_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """data/builtin/lm_alignment.py: with the texts in place the two losses are one; shifted, they differ."""
+    import importlib.util
+
+    from sparktts.train.export import export_run
+
+    spec = importlib.util.spec_from_file_location("lm_alignment", ROOT / "data" / "builtin" / "lm_alignment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    release = export_run(reference_run, tmp_path / "release")
+    right, same = module.losses(str(release), str(data_dir), shift=0)
+    assert right == same and np.isfinite(right)
+    right, wrong = module.losses(str(release), str(data_dir), shift=1)
+    assert np.isfinite(wrong) and wrong != right
