@@ -316,15 +316,13 @@ def test_interrupted_or_failed_saves_leave_no_file(tiny_tts, voice, tmp_path, mo
     assert sr == 16000 and len(data) == len(out.audio)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.wav"]
 
-    import sparktts.audio as audio_mod
-
     real_write = soundfile.write
 
     def disk_full(file, data, *args, **kwargs):  # half the samples land, then the disk is full
         real_write(file, data[: len(data) // 2], *args, **kwargs)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(audio_mod.soundfile, "write", disk_full)
+    monkeypatch.setattr(soundfile, "write", disk_full)
     with pytest.raises(OSError, match="No space left"):
         out.save(tmp_path / "full.wav")
     with pytest.raises(OSError):
@@ -346,9 +344,7 @@ def test_cli_reports_a_full_disk_in_one_line(tiny_release, voice, tmp_path, monk
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    import sparktts.audio as audio_mod
-
-    monkeypatch.setattr(audio_mod.soundfile, "write", disk_full)
+    monkeypatch.setattr(soundfile, "write", disk_full)  # sparktts.audio imports soundfile where it writes
     code = inference_main(["--model_dir", str(tiny_release), "--device", "cpu", "--save_dir", str(tmp_path / "o"),
                            "--text", TEXT, "--voice", str(voice_path), "--max_new_tokens", "8"])
     err = capsys.readouterr().err
