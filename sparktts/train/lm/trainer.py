@@ -8,9 +8,10 @@ version-dependent internals:
 * **loss normalisation**: every micro-batch's summed token loss is divided by the number of target tokens
   of the whole global batch (all ranks, all accumulation steps), so N processes, gradient accumulation
   and one process compute the same gradient (up to float rounding), whatever the example lengths;
-* **data order**: global batch ``k`` of epoch ``e`` is a fixed slice of a permutation seeded by
-  ``seed + e``, each rank taking its own slice; nothing depends on sampler or RNG state, so a resumed
-  run sees the batches it would have seen;
+* **data order**: global batch ``k`` of epoch ``e`` is fixed by ``seed + e`` alone (a permutation, with
+  ``group_by_length`` sorted by length in runs of 32 batches and the batches shuffled), each rank taking
+  its own slice; nothing depends on sampler or RNG state, so a resumed run sees the batches it would
+  have seen;
 * **checkpoints**: ``checkpoints/step-NNNNNNNN/`` holds the weights (safetensors), the optimiser and
   scheduler state and ``state.json`` (step, config); loading checks both against the current run.
 
