@@ -319,17 +319,6 @@ def load_speaker_model(
     )
 
 
-__all__ = [
-    "SIM_BACKENDS",
-    "ResemblyzerModel",
-    "SpeakerModel",
-    "SpeechBrainECAPA",
-    "WavLMECAPA",
-    "cosine_similarity",
-    "load_speaker_model",
-]
-
-
 @dataclass
 class Identification:
     """Which prompt each clone sounds most like: the voice-cloning check of a list with several prompts.
@@ -380,3 +369,16 @@ def prompt_identification(
     sims = (rows / np.linalg.norm(rows, axis=1, keepdims=True)) @ (book / np.linalg.norm(book, axis=1, keepdims=True)).T
     matrix = pd.DataFrame(sims, index=pd.Index(utts, name="utt"), columns=names)
     return Identification(matrix, pd.Series([name_of[str(prompts[u])] for u in utts], index=matrix.index))
+
+
+__all__ = [
+    "SIM_BACKENDS",
+    "Identification",
+    "ResemblyzerModel",
+    "SpeakerModel",
+    "SpeechBrainECAPA",
+    "WavLMECAPA",
+    "cosine_similarity",
+    "load_speaker_model",
+    "prompt_identification",
+]
