@@ -28,9 +28,9 @@ MAX_NEW_TOKENS = 3000  # 60 s of speech at 50 semantic tokens per second
 DO_SAMPLE = True
 ENGINE = "fast"  # see sparktts.llm.engines
 # CPU quantization of the LLM body (sparktts.llm.kernels): the choices of --quantize / quantize=.
-QUANTIZE = ("int8", "int8-weight", "int4", "auto")
-QUANTIZE_HELP = ("LLM on CPU with low-bit weights (faster; changes the numbers): int8, int8-weight, int4, or auto "
-                 "(the fastest 8-bit kernel on this CPU)")
+QUANTIZE = ("int8", "int8-weight", "int4", "bf16", "auto")
+QUANTIZE_HELP = ("LLM body on CPU with packed low-bit weights (faster; changes the numbers): int8, int8-weight, int4, "
+                 "bf16 (no integer step), or auto (the fastest of bf16 and the 8-bit kernels on this CPU)")
 CODEC_DTYPES = ("float32", "bfloat16", "auto")
 CODEC_DTYPE_HELP = ("compute dtype of the codec's wave generator: float32 (default, as released), bfloat16 (faster "
                     "where the hardware has bf16; audio within -42 dB), auto")

@@ -205,7 +205,7 @@ def test_int8_loading_names_a_broken_checkpoint(tiny_release, tmp_path):
 
     with pytest.raises(ConfigError, match="CPU"):
         load_llm(tiny_release / "LLM", "cuda", quantize="int8")
-    with pytest.raises(ConfigError, match="'int8', 'int8-weight', 'int4', 'auto', not 'int3'"):
+    with pytest.raises(ConfigError, match="'int8', 'int8-weight', 'int4', 'bf16', 'auto', not 'int3'"):
         load_llm(tiny_release / "LLM", "cpu", quantize="int3")
     broken = tmp_path / "LLM"
     shutil.copytree(tiny_release / "LLM", broken)

@@ -10,6 +10,7 @@ import torch
 from sparktts.device import cpu_features
 from sparktts.llm.kernels import (
     AUTO_SCHEMES,
+    BF16Linear,
     Int4Linear,
     WeightInt8Linear,
     choose_scheme,
@@ -51,6 +52,25 @@ def test_int4_layer_rounds_each_weight_to_its_group_grid(layer):
     assert (q(x) - want).abs().max() <= 1e-2 * want.abs().max()
     # 16 levels per group: no more distinct values than that in any group of the dequantized weight.
     assert max(len(set(g.tolist())) for g in q.dequantized().view(-1, 32)) <= 16
+
+
+def test_bf16_layer_is_the_product_of_bf16_weights_and_inputs(layer, monkeypatch):
+    from sparktts.llm import kernels
+
+    weight, bias, x = layer
+    want = torch.nn.functional.linear(x.bfloat16().float(), weight.bfloat16().float(), bias)
+    packed = BF16Linear(weight, bias)
+    monkeypatch.setattr(kernels, "_onednn_bf16_packing", lambda: False)
+    plain = BF16Linear(weight, bias)
+    assert plain.packed is None and plain.weight.dtype == torch.bfloat16
+    for q in (packed, plain):
+        got = q(x)
+        assert got.shape == (3, 7, 96) and got.dtype == torch.float32
+        # bf16 output rounding: within one part in 128 of the largest value
+        assert (got - want).abs().max() <= 1e-2 * want.abs().max()
+        assert torch.equal(q.dequantized(), weight.bfloat16().float())
+        # batch 1 (decoding) gives the rows of a batch (to rounding: kernels may block by batch size)
+        assert (q(x[:1, :1]) - got[:1, :1]).abs().max() <= 1e-2 * want.abs().max()
 
 
 def test_int4_takes_only_shapes_its_kernel_supports():
@@ -99,7 +119,7 @@ def test_auto_measures_once_per_machine_and_never_picks_int4(tmp_path, monkeypat
     assert not choose_scheme(64, 192, 32, 4, use_cache=False).cached
 
 
-@pytest.mark.parametrize("quantize", ["int8", "int8-weight", "int4", "auto"])
+@pytest.mark.parametrize("quantize", ["int8", "int8-weight", "int4", "bf16", "auto"])
 def test_each_scheme_loads_and_picks_the_fp32_greedy_tokens(tiny_release, quantize, tmp_path, monkeypatch):
     """Teacher-forced greedy agreement with fp32 on the tiny release (measured: 1.0 for every scheme)."""
     from torch import nn
@@ -191,10 +211,34 @@ def test_bf16_wav2vec2_moves_features_little_and_keeps_the_voice(tiny_release):
     assert float((ta.semantic_ids == tb.semantic_ids).float().mean()) >= 0.85
 
 
+def test_bf16_wav2vec2_stores_its_weights_in_bf16_with_the_features_of_autocast(tiny_release, monkeypatch):
+    """Stored bf16 weights are what autocast casts to on every call: same features to the bit, half the bytes."""
+    from sparktts.assets import demo_prompt
+    from sparktts.audio import load_audio
+    from sparktts.codec import wav2vec2
+
+    root = tiny_release / "wav2vec2-large-xlsr-53"
+    stored = wav2vec2.Wav2Vec2Features(root, compute_dtype=torch.bfloat16)
+    monkeypatch.setattr(wav2vec2, "_store_matmul_weights", lambda model, dtype: None)
+    cast = wav2vec2.Wav2Vec2Features(root, compute_dtype=torch.bfloat16)
+    linear = [m for m in stored.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
+    assert linear and all(m.weight.dtype == torch.bfloat16 for m in linear)
+    norms = [m for m in stored.model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)
+    size = [sum(p.numel() * p.element_size() for p in f.parameters()) for f in (stored, cast)]
+    assert size[0] < 0.55 * size[1], size
+    wav = load_audio(str(demo_prompt()), target_sr=16000)
+    batch = [wav[:40000], wav[5000:31000]]  # a ragged batch exercises the attention mask too
+    for wavs in ([wav], batch):
+        a, b = stored(wavs, keep_hidden=True), cast(wavs, keep_hidden=True)
+        assert torch.equal(a.features, b.features)
+        assert all(torch.equal(a.hidden[k], b.hidden[k]) for k in a.hidden)
+
+
 # -- fused q/k/v and gate/up ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme", ["int8", "int8-weight", "int4"])
+@pytest.mark.parametrize("scheme", ["int8", "int8-weight", "int4", "bf16"])
 def test_fused_projections_are_bit_identical_to_separate_layers(tiny_release, scheme):
     """Fusing q/k/v and gate/up changes no number: transformers' forward, the lean decoder, the layers alone."""
     from sparktts.format.prompts import build_clone_prompt

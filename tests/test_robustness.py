@@ -540,6 +540,32 @@ def test_nan_llm_weights(tiny_release, tmp_path) -> None:
                 gen.generate([prompt], SamplingConfig(seed=1, do_sample=do_sample, max_new_tokens=4), engine=engine)
 
 
+@pytest.mark.parametrize("quantize", [None, "int8", "int4"])
+def test_nan_in_the_embedding_table_is_found_on_every_loading_path(tiny_release, tmp_path, quantize) -> None:
+    # The quantized loaders keep the table mapped and check it from the file, in pieces.
+    llm = _copy_llm(tiny_release, tmp_path / "LLM")
+    sd = load_file(str(llm / "model.safetensors"))
+    name = next(k for k in sd if k.endswith("embed_tokens.weight"))
+    sd[name][-1, -1] = float("inf")
+    save_file(sd, str(llm / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=f"weight {name} contains NaN or inf"):
+        load_llm(llm, quantize=quantize)
+
+
+def test_finite_in_file_reads_across_pieces(tmp_path) -> None:
+    from sparktts.llm.quantize import finite_in_file
+
+    table = torch.zeros(1000, 7, dtype=torch.bfloat16)
+    save_file({"a": torch.ones(3), "t": table, "i": torch.arange(5)}, str(tmp_path / "m.safetensors"))
+    assert finite_in_file(tmp_path / "m.safetensors", "t", chunk_bytes=96)
+    assert finite_in_file(tmp_path / "m.safetensors", "i")
+    for index in (0, 5 * 7 + 3, 999 * 7 + 6):  # first, mid-piece, last element
+        bad = table.clone().reshape(-1)
+        bad[index] = float("nan")
+        save_file({"a": torch.ones(3), "t": bad.reshape(1000, 7)}, str(tmp_path / "m.safetensors"))
+        assert not finite_in_file(tmp_path / "m.safetensors", "t", chunk_bytes=96)
+
+
 @pytest.mark.parametrize("bad", [dict(temperature=float("inf")), dict(temperature=float("nan")),
                                  dict(temperature=1e-30), dict(top_p=True), dict(top_k=True),
                                  dict(temperature=True), dict(do_sample="yes")])

@@ -52,6 +52,28 @@ def _chunk_conv_stack(encoder: nn.Module, config: object, chunk: int = CONV_CHUN
     encoder.forward = forward
 
 
+def _store_matmul_weights(model: nn.Module, dtype: torch.dtype) -> None:
+    """Keep the weights of the layers that autocast runs in ``dtype`` (linear, conv) in ``dtype``.
+
+    Autocast would cast them on every call to the same values (round to nearest), so the features do not
+    change, while the stage holds half the memory (430 MB less for xlsr-53's 16 layers) and skips the
+    casts. The weight-normed positional conv is folded first, in float32, as its forward computes it.
+    Norms stay float32, as autocast leaves them.
+    """
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d)):
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+            module.to(dtype)
+    # transformers leaves the weights as views of the mapped checkpoint. A surviving view (a norm's) keeps
+    # the whole mapping, and every page the casts above read, resident: copy the rest out of it.
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.dtype != dtype:
+            tensor.data = tensor.data.clone()
+
+
 @dataclass
 class Wav2Vec2Output:
     """features: (B, T, D) mean of the mixed layers; lengths: (B,) valid frames; hidden: layer -> (B, T, D)."""
@@ -72,14 +94,16 @@ class Wav2Vec2Features(nn.Module):
     all_layers : bool
         Build and run every layer, as the original does (for baselines); same result, slower.
     compute_dtype : torch.dtype
-        ``torch.bfloat16`` runs the transformer under bf16 autocast (faster where the hardware has bf16;
-        changes the features by ~1.4 % RMS, so some semantic tokens); default float32, as released.
+        ``torch.bfloat16`` runs the transformer under bf16 autocast with its linear and conv weights stored
+        in bf16 (faster where the hardware has bf16, half the memory; changes the features by ~1.4 % RMS,
+        so some semantic tokens); default float32, as released.
     """
 
     def __init__(self, model_dir: str | os.PathLike, all_layers: bool = False,
                  compute_dtype: torch.dtype = torch.float32):
         super().__init__()
-        # bf16 runs the matrix products under autocast (weights stay float32); features come out float32.
+        # bf16 runs the matrix products under autocast (their weights stored in bf16); features come out
+        # float32.
         self.compute_dtype = compute_dtype
         from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
@@ -108,6 +132,8 @@ class Wav2Vec2Features(nn.Module):
             self.model.encoder.layer_norm = nn.Identity()
         if config.feat_extract_norm == "layer":
             _chunk_conv_stack(self.model.feature_extractor, config)
+        if compute_dtype != torch.float32:
+            _store_matmul_weights(self.model, compute_dtype)
         self.model.eval()
         logging.getLogger(__name__).debug("wav2vec2 stage: %d layers", config.num_hidden_layers)
 

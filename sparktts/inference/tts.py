@@ -92,7 +92,8 @@ class SparkTTS:
             tokens as ``model.generate`` under greedy decoding), "hf" (``model.generate``, the original's way)
             or "vllm" (GPU servers with vLLM installed; see :mod:`sparktts.llm.engines.vllm`).
         quantize: None, or a CPU scheme for the LLM body's linear layers: "int8" (dynamic int8),
-            "int8-weight", "int4", or "auto" (the fastest 8-bit kernel on this CPU, measured once); see
+            "int8-weight", "int4", "bf16" (no integer step), or "auto" (the fastest of bf16 and the 8-bit
+            kernels on this CPU, measured once); see
             :mod:`sparktts.llm.kernels`. Faster; changes the numbers (the README's benchmark gives the cost).
         codec_dtype: the codec's wave generator in None (float32, as released), "bfloat16" (faster on CPUs
             with AVX-512 BF16 or AMX and on GPUs; audio within -40 dB of float32) or "auto" (bf16 where the

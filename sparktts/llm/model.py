@@ -137,8 +137,9 @@ def load_llm(
         dtype: weight dtype: None (float32, as the original), "bfloat16", "float16", "auto" (checkpoint
             dtype) or a torch.dtype. Half precision is for GPUs; on CPU it is slow.
         quantize: CPU only; None (float), "int8" (dynamic int8), "int8-weight" (int8 weights, bf16
-            activations), "int4" (int4 weights in groups of 32, bf16 activations) or "auto" (the fastest
-            8-bit scheme, measured once per CPU: :func:`auto_kernel`). The linear layers are quantized
+            activations), "int4" (int4 weights in groups of 32, bf16 activations), "bf16" (bf16 weights and
+            activations, no integer step) or "auto" (the fastest of bf16 and the 8-bit schemes, measured once
+            per CPU: :func:`auto_kernel`). The linear layers are quantized
             tensor by tensor as the checkpoint is read (:func:`sparktts.llm.quantize.load_int8`);
             ``dtype`` is then ignored. The scheme used is ``model.sparktts_kernel``.
         **model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``attn_implementation``).
@@ -255,7 +256,12 @@ def _check_tokenizer(tokenizer: Any, model: Any, path: Path) -> None:
 def _check_finite(model: Any, path: Path) -> None:
     """Refuse NaN / inf weights now rather than as a RuntimeError from torch.multinomial mid-generation."""
     for name, param in model.named_parameters():
-        if torch.is_floating_point(param) and not bool(torch.isfinite(param).all()):
+        if not torch.is_floating_point(param):
+            continue
+        finite = getattr(param, "sparktts_finite", None)  # set by load_int8 for the file-mapped table
+        if finite is None:  # in pieces: one boolean copy of a 600 MB table would add 150 MB to the peak
+            finite = all(bool(torch.isfinite(piece).all()) for piece in param.detach().reshape(-1).split(1 << 22))
+        if not finite:
             raise CheckpointError(
                 f"{path}: weight {name} contains NaN or inf values; model.safetensors is corrupt. Download the "
                 "release's LLM/model.safetensors again."

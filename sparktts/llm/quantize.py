@@ -177,12 +177,35 @@ def _read(files: dict[str, Path], key: str, *, copy: bool = True) -> Tensor:
     return tensor.clone() if copy else tensor
 
 
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def finite_in_file(file: Path, key: str, chunk_bytes: int = 1 << 24) -> bool:
+    """Whether a floating tensor of a safetensors file holds only finite values, read in pieces with plain
+    file reads (the page cache, not this process's memory, holds what was read). Non-float: True."""
+    with open(file, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        entry = json.loads(f.read(header_len))[key]
+        dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            return True
+        start, end = entry["data_offsets"]
+        f.seek(8 + header_len + start)
+        step = chunk_bytes - chunk_bytes % dtype.itemsize
+        buf = bytearray(step)
+        for offset in range(0, end - start, step):
+            n = f.readinto(memoryview(buf)[: min(step, end - start - offset)])
+            if not bool(torch.isfinite(torch.frombuffer(buf, dtype=dtype, count=n // dtype.itemsize)).all()):
+                return False
+    return True
+
+
 def load_int8(path: str | os.PathLike, scheme: str = "int8", engine: str | None = None, fuse: bool = True
               ) -> nn.Module:
     """Build the causal LM of an ``LLM/`` directory directly in quantized form (CPU), tensor by tensor.
 
-    ``scheme``: ``"int8"`` (dynamic int8, packed for ``engine``), ``"int8-weight"`` or ``"int4"``
-    (weight-only, bf16 activations); see :mod:`sparktts.llm.kernels`.
+    ``scheme``: ``"int8"`` (dynamic int8, packed for ``engine``), ``"int8-weight"``, ``"int4"`` or
+    ``"bf16"`` (weight-only, bf16 activations); see :mod:`sparktts.llm.kernels`.
 
     Raises:
         CheckpointError: missing, unexpected or misshapen tensors.
@@ -217,6 +240,10 @@ def load_int8(path: str | os.PathLike, scheme: str = "int8", engine: str | None 
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise CheckpointError(f"{path}: no weights read for {leftover[:5]}; unsupported model layout.")
+    # Checking the mapped table through the mapping would make all of its pages resident (+300 MB for the
+    # release): it is checked from the file, and load_llm's finiteness check uses this answer.
+    table_key = next(n for n, m in model.named_modules() if m is model.get_input_embeddings()) + ".weight"
+    model.get_input_embeddings().weight.sparktts_finite = finite_in_file(files[table_key], table_key)
     if (path / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(str(path), local_files_only=True)
     return model.eval()
