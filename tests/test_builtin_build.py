@@ -30,24 +30,30 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
 
     build = _build_module()
     work, out = tmp_path / "work", tmp_path / "release"
-    argv = ["--work", str(work), "--out", str(out), "--n", "8", "--heldout", "2", "--jobs", "1",
-            "--codec-config", "tiny", "--lm-config", "tiny", "--codec-steps", "2", "--lm-steps", "2",
-            "--asr-model", "tiny.en"]
+    argv = ["--work", str(work), "--out", str(out), "--n", "16", "--heldout", "2", "--jobs", "1",
+            "--codec-config", "tiny", "--phase-steps", "2", "--asr-model", "tiny.en"]
     assert build.main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["BiCodec", "LLM", "config.yaml", "export.json",
                                                      "wav2vec2-large-xlsr-53"]
-    # Tokens, LM run and release are named by the codec step they belong to.
-    assert (work / "tokens-2").is_dir() and (work / "lm-run-2").is_dir() and (work / "release-2-2").is_dir()
-    for name in ("codec-2", "tts-2"):
+    assert json.loads((work / "build.json").read_text()) == {"codec-1": 2, "codec-2": 2, "codec-3": 2,
+                                                               "lm-1": 2, "lm-2": 2}
+    # Each phase starts from the export of the one before; the release ships codec-3 beside lm-2.
+    assert json.loads((work / "codec-2-run" / "run.json").read_text())["init"] == str(work / "codec-1")
+    shipped = json.loads((out / "export.json").read_text())
+    assert shipped["codec_dir"] == str((work / "codec-3").resolve())
+    assert shipped["tokens_codec_dir"] == str((work / "codec-2").resolve())
+    for name in ("codec-1-2", "codec-2-2", "codec-3-2", "clone", "create"):
         rows = [json.loads(x) for x in (work / "eval" / name / "results.jsonl").read_text().splitlines()]
         assert len(rows) == 2 and all("wer" in r for r in rows)  # a 2-step model may be silent: rows, not crashes
-    codec_rows = [json.loads(x) for x in (work / "eval" / "codec-2.jsonl").read_text().splitlines()]
+    codec_rows = [json.loads(x) for x in (work / "eval" / "codec-3-2.jsonl").read_text().splitlines()]
     assert all(r["prompt_wav"] == r["gt_wav"] for r in codec_rows)  # SIM against the recording itself
+    assert "identification" in json.loads((work / "eval" / "clone" / "summary.json").read_text())
 
     stamp = (out / "LLM" / "model.safetensors").stat().st_mtime_ns
+    logged = {run: read_metrics(work / run)["step"].tolist() for run in ("codec-3-run", "lm-2-run")}
+    assert all(steps[-1] == 2 for steps in logged.values())
     assert build.main([*argv, "--no-eval"]) == 0  # everything done already: runs resume at their last step
-    assert read_metrics(work / "codec-run")["step"].tolist() == [1, 2]
-    assert read_metrics(work / "lm-run-2")["step"].max() == 2
+    assert {run: read_metrics(work / run)["step"].tolist() for run in logged} == logged
     assert (out / "LLM" / "model.safetensors").stat().st_mtime_ns >= stamp
     tts = SparkTTS.from_pretrained(out, device="cpu")
     result = tts.create("A short test.", "female", "moderate", "moderate", seed=0, max_new_tokens=48)

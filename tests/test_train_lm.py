@@ -271,6 +271,43 @@ def test_export_loads_in_sparktts_and_generates(reference_run: Path, tmp_path: P
         export_run(reference_run, out)
 
 
+def test_export_ships_a_further_trained_decoder_only_if_it_gives_the_same_tokens(
+        reference_run: Path, tiny_release: Path, tmp_path: Path) -> None:
+    """--codec: a decoder trained on after the tokens were prepared ships beside the LLM; a codec whose
+    tokenizer side moved by one weight is refused, named, and nothing is written."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from sparktts.train.export import export_run
+
+    def codec_copy(name: str, prefix: str) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        for part in ("config.yaml", "BiCodec", "wav2vec2-large-xlsr-53"):
+            src = tiny_release / part
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / part)
+        weights = load_file(str(root / "BiCodec" / "model.safetensors"))
+        key = next(k for k in weights if k.startswith(prefix) and weights[k].is_floating_point())
+        weights[key] = weights[key] + 1e-3
+        save_file(weights, str(root / "BiCodec" / "model.safetensors"))
+        return root
+
+    decoder = codec_copy("decoder_trained", "decoder.")
+    out = export_run(reference_run, tmp_path / "release", codec=decoder)
+    shipped = out / "BiCodec" / "model.safetensors"
+    assert shipped.read_bytes() == (decoder / "BiCodec" / "model.safetensors").read_bytes()
+    record = json.loads((out / "export.json").read_text())
+    assert record["codec_dir"] == str(decoder.resolve()) and record["tokens_codec_dir"] == str(tiny_release.resolve())
+    moved = codec_copy("encoder_moved", "encoder.")
+    with pytest.raises(TrainingError, match=r"does not tokenize as .*BiCodec encoder\.\S+ differs"):
+        export_run(reference_run, tmp_path / "refused", codec=moved)
+    assert not (tmp_path / "refused").exists()
+    with pytest.raises(TrainingError, match="is not a codec release"):
+        export_run(reference_run, tmp_path / "refused", codec=tmp_path / "nowhere")
+
+
 def test_lora_run_exports_merged_weights(data_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("peft")
     from safetensors import safe_open

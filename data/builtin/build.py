@@ -1,25 +1,38 @@
 """Build the built-in Spark-TTS model end to end with the toolkit's own commands, resumably.
 
-    python data/builtin/build.py --work WORK --out RELEASE                    # the full recipe
+    python data/builtin/build.py --work WORK --out RELEASE                    # the whole recipe
     python data/builtin/build.py --work WORK --out RELEASE --stages codec     # only some stages
-    python data/builtin/build.py --work W --out R --n 8 --heldout 2 --codec-config tiny --lm-config tiny \\
-        --codec-steps 2 --lm-steps 2                                          # a smoke run (seconds)
+    python data/builtin/build.py --work W --out R --n 8 --heldout 2 --codec-config tiny --phase-steps 2
+                                                                              # a smoke run (a minute)
 
-Stages, each skipped or resumed when its result is already in ``WORK`` (rerun the same command after a
-kill, a stopped session or on another machine with ``WORK`` copied over):
+This is the recipe the built-in model followed on a 2-core CPU. Every step is a plain ``sparktts``
+command any user can run on any corpus; this script only chains them. Each stage resumes or skips what
+``WORK`` already holds, so rerun the same command after a kill, a stopped session, or on another machine
+with ``WORK`` copied over. The ``codec`` stage and the ``prepare``/``lm`` stages may run at the same time
+as two processes (the LLM's tokens come from codec phase 2, and phase 3 does not change them).
 
 1. ``corpus``: ``data/corpus/make_corpus.py`` renders the espeak-ng corpus into ``WORK/corpus``
    (``manifest.jsonl`` for training, ``heldout.jsonl`` never trained on).
-2. ``codec``: ``sparktts train codec`` on the manifest (``WORK/codec-run``, resumed), then
-   ``sparktts export`` to ``WORK/codec`` and, unless ``--no-eval``, ``python -m sparktts.eval roundtrip``
-   on the held-out clips (``WORK/eval/codec``).
-3. ``prepare``: ``sparktts prepare`` with that codec into ``WORK/tokens-<codec step>`` (tokens belong to
-   one codec: a codec trained further gets a new folder, and the LM stage starts a new run on it).
-4. ``lm``: ``sparktts train lm`` on the tokens (``WORK/lm-run-<codec step>``, resumed), then
-   ``sparktts export`` to ``--out``: a release in the released layout, LLM and codec together.
-5. ``eval``: ``python -m sparktts.eval run`` of the release on the held-out sentences (``WORK/eval/tts``).
+2. ``codec``: three ``sparktts train codec`` runs, each from the export of the one before:
 
-Nothing here is special to the built-in model: it is the recipe a user follows for any corpus.
+   * ``codec-1``: ``--codec-config`` (the ``small`` preset), 2,000 steps: the losses without the GAN,
+     the small wav2vec2 trained with the codec (its GAN would start at 2,000, at 6-10 s a step here);
+   * ``codec-2``: ``codec_cpu_phase2.yaml``, 5,000 steps of its 8,000-step schedule: shorter crops,
+     a larger batch, still no GAN;
+   * ``codec-3``: ``codec_cpu_phase3.yaml``: the tokenizer side (wav2vec2, encoder, quantizer, speaker
+     encoder) frozen, the decoder side trained on (``--codec-steps``, default its whole schedule).
+
+   Each phase is exported to ``WORK/codec-N`` and, unless ``--no-eval``, scored with
+   ``python -m sparktts.eval roundtrip`` on the held-out clips (``WORK/eval/codec-N``).
+3. ``prepare``: ``sparktts prepare`` with the codec-2 export into ``WORK/tokens``.
+4. ``lm``: ``lm-1`` (``lm_cpu_clone.yaml``, cloning only, 750 steps), then ``lm-2`` (``lm_cpu.yaml``,
+   cloning and voice creation, from lm-1's export; ``--lm-steps``, default its whole schedule).
+5. ``release``: ``sparktts export lm-2 --codec codec-3`` to ``--out`` (the export checks that codec-3
+   tokenizes exactly as codec-2 did).
+6. ``eval``: the release on the held-out sentences (``eval_lists.py``): cloning with speaker
+   identification (``WORK/eval/clone``) and voice creation with the attribute checks (``WORK/eval/create``).
+
+``--phase-steps N`` stops every phase at step N (a smoke run of the whole chain).
 """
 
 from __future__ import annotations
@@ -28,95 +41,172 @@ import argparse
 import importlib.util
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STAGES = ("corpus", "codec", "prepare", "lm", "eval")
+STAGES = ("corpus", "codec", "prepare", "lm", "release", "eval")
 
 
-def _make_corpus():
-    spec = importlib.util.spec_from_file_location("make_corpus", HERE.parent / "corpus" / "make_corpus.py")
+@dataclass(frozen=True)
+class Phase:
+    """One training run of the recipe: ``codec`` or ``lm``, its config, where it stops (None: the
+    schedule's end, or --codec-steps / --lm-steps)."""
+
+    name: str
+    kind: str
+    config: str
+    stop: int | None
+
+
+def codec_phases(first_config: str) -> tuple[Phase, ...]:
+    return (Phase("codec-1", "codec", first_config, 2000),
+            Phase("codec-2", "codec", str(HERE / "codec_cpu_phase2.yaml"), 5000),
+            Phase("codec-3", "codec", str(HERE / "codec_cpu_phase3.yaml"), None))
+
+
+LM_PHASES = (Phase("lm-1", "lm", str(HERE / "lm_cpu_clone.yaml"), 750),
+             Phase("lm-2", "lm", str(HERE / "lm_cpu.yaml"), None))
+TOKENS_FROM = "codec-2"  # the codec whose tokens the LLM learns; codec-3 keeps them
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["make_corpus"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-def _step(checkpoint: Path | None, stage: str) -> int:
-    """The step of a checkpoint folder (its name ends in the zero-padded step: ``step_N`` or ``step-N``)."""
-    if checkpoint is None:
-        raise SystemExit(f"no {stage} checkpoint in --work yet: run the {stage} stage first")
-    return int(checkpoint.name.replace("-", "_").rsplit("_", 1)[1])
+def _codec_config(phase: Phase, init: Path | None):
+    """The phase's config, its ``model`` and wav2vec2 taken from the previous phase's export."""
+    from sparktts.train.codec.config import load_codec_config
+    from sparktts.train.config import read_config_source
+
+    if init is None:
+        return load_codec_config(phase.config)
+    data, _ = read_config_source(phase.config, "codec")
+    return load_codec_config(phase.config, {"model": str(init),
+                                            "wav2vec2": {**data.get("wav2vec2", {}), "pretrained": str(init)}})
 
 
-def _export(run: Path, folder: Path) -> Path:
-    """``sparktts export`` of a run's latest checkpoint into ``folder`` (kept when already there)."""
+def _latest_step(phase: Phase, run: Path) -> int:
+    from sparktts.train.codec.trainer import list_checkpoints
+    from sparktts.train.lm.trainer import latest_checkpoint
+
+    last = list_checkpoints(run)[-1] if phase.kind == "codec" else latest_checkpoint(run)
+    return int(last.name.replace("-", "_").rsplit("_", 1)[1])  # step_00002000, step-00000750
+
+
+def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse.Namespace,
+               last_stop: int | None, on_export=None) -> Path:
+    """Train each phase from the previous one's export (resumed), export it to ``WORK/<name>``; return the last.
+
+    A phase with a fixed stop is done once exported. An open one is trained on (resumed) at every call and
+    exported again when its run has a newer checkpoint; ``WORK/build.json`` records the exported steps.
+    """
+    import json
+
+    from sparktts.train.codec.trainer import train_codec
     from sparktts.train.export import export_run
+    from sparktts.train.lm.trainer import train_lm
 
-    return folder if folder.is_dir() else export_run(run, folder)
+    record_file = work / "build.json"
+    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+    init = None
+    for phase in phases:
+        run, export = work / f"{phase.name}-run", work / phase.name
+        if not (phase.stop is not None and export.is_dir()):
+            stop = phase.stop if phase.stop is not None else last_stop
+            if args.phase_steps is not None:
+                stop = args.phase_steps if stop is None else min(stop, args.phase_steps)
+            resume = (run / "config.yaml").is_file()
+            if phase.kind == "codec":
+                train_codec(_codec_config(phase, init), data, run, max_steps=stop, resume=resume, init=init)
+            else:
+                train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume)
+            step = _latest_step(phase, run)
+            if not export.is_dir() or record.get(phase.name) != step:
+                fresh = work / f".{phase.name}.new"
+                shutil.rmtree(fresh, ignore_errors=True)
+                export_run(run, fresh)
+                shutil.rmtree(export, ignore_errors=True)
+                fresh.rename(export)
+                record[phase.name] = step
+                record_file.write_text(json.dumps(record, indent=1))
+                if on_export is not None:
+                    on_export(export, f"{phase.name}-{step}")
+        init = export
+    return init
 
 
-def _eval(items: list, out: Path, asr_model: str, synthesize, sim: bool) -> dict:
+def _eval_codec(args: argparse.Namespace, work: Path, corpus: Path, codec: Path, name: str) -> None:
+    """The codec round trip of the held-out clips, in ``WORK/eval/<name>`` (name = phase and step)."""
+    from sparktts.codec.tokenizer import BiCodecTokenizer
+    from sparktts.eval.lists import read_list, write_jsonl_list
     from sparktts.eval.runner import ScoringConfig, run_eval
+    from sparktts.eval.synthesis import codec_roundtrip_synthesizer, roundtrip_items
 
-    config = ScoringConfig(asr_model=asr_model, sim_backend="resemblyzer" if sim else None, lang="en",
-                           control=not sim)
-    return run_eval(items, out, synthesize=synthesize, config=config).summary
+    items = roundtrip_items(read_list(corpus / "heldout.jsonl"))
+    write_jsonl_list(items, work / "eval" / f"{name}.jsonl")  # what was scored, for the record
+    config = ScoringConfig(asr_model=args.asr_model, sim_backend="resemblyzer", lang="en")
+    summary = run_eval(items, work / "eval" / name, config=config,
+                       synthesize=codec_roundtrip_synthesizer(BiCodecTokenizer(codec, device="cpu"))).summary
+    print(f"{name} round trip: WER {summary['wer_utt_mean']} %, SIM {summary['sim_mean']}")
+
+
+def _eval_release(args: argparse.Namespace, work: Path, corpus: Path, release: Path) -> None:
+    from sparktts import SparkTTS
+    from sparktts.eval.lists import read_list
+    from sparktts.eval.runner import ScoringConfig, run_eval
+    from sparktts.eval.synthesis import sparktts_synthesizer
+
+    clone, create = _load("eval_lists", HERE / "eval_lists.py").build_lists(
+        corpus / "heldout.jsonl", corpus / "manifest.jsonl", work / "eval" / "lists")
+    synthesize = sparktts_synthesizer(SparkTTS.from_pretrained(release, device="cpu"), seed=0)
+    for name, items, config in (
+            ("clone", clone, ScoringConfig(asr_model=args.asr_model, sim_backend="resemblyzer", lang="en",
+                                           identify=True)),
+            ("create", create, ScoringConfig(asr_model=args.asr_model, lang="en", control=True))):
+        summary = run_eval(read_list(items), work / "eval" / name, synthesize=synthesize, config=config).summary
+        print(f"text to speech ({name}): WER {summary['wer_utt_mean']} %")
 
 
 def build(args: argparse.Namespace) -> None:
-    from sparktts.train.codec.trainer import list_checkpoints as codec_checkpoints
-    from sparktts.train.lm.trainer import latest_checkpoint
+    from sparktts.fileio import atomic_dir
 
     work, out = Path(args.work).expanduser(), Path(args.out).expanduser()
-    corpus, codec_run = work / "corpus", work / "codec-run"
+    corpus = work / "corpus"
     stages = set(args.stages)
     if "corpus" in stages:
-        _make_corpus().build(corpus, args.n, args.heldout, args.seed, jobs=args.jobs)
+        _load("make_corpus", HERE.parent / "corpus" / "make_corpus.py").build(corpus, args.n, args.heldout,
+                                                                              args.seed, jobs=args.jobs)
     if "codec" in stages:
-        from sparktts.train.codec.trainer import train_codec
-
-        train_codec(args.codec_config, corpus / "manifest.jsonl", codec_run, max_steps=args.codec_steps,
-                    resume=(codec_run / "config.yaml").is_file())
-    if not stages & {"codec", "prepare", "lm", "eval"}:
-        return
-    step = _step((codec_checkpoints(codec_run) or [None])[-1], "codec")
-    codec = work / f"codec-{step}"
-    if "codec" in stages:
-        _export(codec_run, codec)
-        if not args.no_eval:
-            from sparktts.codec.tokenizer import BiCodecTokenizer
-            from sparktts.eval.lists import read_list, write_jsonl_list
-            from sparktts.eval.synthesis import codec_roundtrip_synthesizer, roundtrip_items
-
-            items = roundtrip_items(read_list(corpus / "heldout.jsonl"))
-            write_jsonl_list(items, work / "eval" / f"codec-{step}.jsonl")  # what was scored, for the record
-            summary = _eval(items, work / "eval" / f"codec-{step}", args.asr_model,
-                            codec_roundtrip_synthesizer(BiCodecTokenizer(codec, device="cpu")), sim=True)
-            print(f"codec round trip at step {step}: WER {summary['wer_utt_mean']} %, SIM {summary['sim_mean']}")
-    tokens, lm_run = work / f"tokens-{step}", work / f"lm-run-{step}"
+        score = None if args.no_eval else (lambda codec, name: _eval_codec(args, work, corpus, codec, name))
+        run_phases(codec_phases(args.codec_config), work, corpus / "manifest.jsonl", args, args.codec_steps, score)
+    tokens = work / "tokens"
     if "prepare" in stages:
         from sparktts.data.prepare import prepare
 
-        prepare(corpus / "manifest.jsonl", codec, tokens)
+        if not (work / TOKENS_FROM).is_dir():
+            raise SystemExit(f"{work / TOKENS_FROM}: not there yet; run the codec stage first")
+        prepare(corpus / "manifest.jsonl", work / TOKENS_FROM, tokens)
     if "lm" in stages:
-        from sparktts.fileio import atomic_dir
-        from sparktts.train.lm.trainer import train_lm
+        run_phases(LM_PHASES, work, tokens, args, args.lm_steps)
+    if "release" in stages:
+        from sparktts.train.export import export_run
 
-        train_lm(args.lm_config, tokens, lm_run, max_steps=args.lm_steps, resume=(lm_run / "config.yaml").is_file())
-        lm_step = _step(latest_checkpoint(lm_run), "lm")
-        release = _export(lm_run, work / f"release-{step}-{lm_step}")
+        lm, codec = work / f"{LM_PHASES[-1].name}-run", work / codec_phases(args.codec_config)[-1].name
+        for needed, stage in ((lm, "lm"), (codec, "codec")):
+            if not needed.is_dir():
+                raise SystemExit(f"{needed}: not there yet; run the {stage} stage first")
         with atomic_dir(out, replace=True) as tmp:  # --out always holds one whole release
-            shutil.copytree(release, tmp, dirs_exist_ok=True)
+            release = export_run(lm, tmp / "release", codec=codec)
+            for part in release.iterdir():
+                shutil.move(str(part), tmp / part.name)
+            release.rmdir()
     if "eval" in stages and not args.no_eval:
-        from sparktts import SparkTTS
-        from sparktts.eval.lists import read_list
-        from sparktts.eval.synthesis import sparktts_synthesizer
-
-        tts = SparkTTS.from_pretrained(out, device="cpu")
-        summary = _eval(read_list(corpus / "heldout.jsonl"), work / "eval" / f"tts-{step}", args.asr_model,
-                        sparktts_synthesizer(tts, seed=0), sim=False)
-        print(f"text to speech (voice creation): WER {summary['wer_utt_mean']} %")
+        _eval_release(args, work, corpus, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heldout", type=int, default=200, help="held-out clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2, help="espeak-ng render processes")
-    p.add_argument("--codec-config", default="small")
-    p.add_argument("--codec-steps", type=int, default=None, help="stop the codec run here (default: the config's)")
-    p.add_argument("--lm-config", default="small")
-    p.add_argument("--lm-steps", type=int, default=None, help="stop the LM run here (default: the config's)")
+    p.add_argument("--codec-config", default="small", help="codec phase 1's config (a preset or a YAML path)")
+    p.add_argument("--codec-steps", type=int, default=None, help="stop codec phase 3 here (default: its schedule)")
+    p.add_argument("--lm-steps", type=int, default=None, help="stop LM stage 2 here (default: its schedule)")
+    p.add_argument("--phase-steps", type=int, default=None, help="stop every phase at this step (smoke runs)")
     p.add_argument("--asr-model", default="base", help="Whisper model of the evaluations")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluations")
     build(p.parse_args(argv))

@@ -1,4 +1,4 @@
-"""``sparktts export RUN_DIR --out MODEL_DIR``: a training run -> a release directory.
+"""``sparktts export RUN_DIR --out MODEL_DIR [--codec CODEC]``: a training run -> a release directory.
 
 A codec run exports ``config.yaml``, ``BiCodec/`` and ``wav2vec2-large-xlsr-53/``; an LM run exports
 ``LLM/`` next to the codec its data was tokenized with, so the result is a complete release that
@@ -17,19 +17,32 @@ from .run import TrainingError, read_run_info
 _EXPORTERS = {"codec": "sparktts.train.codec.export", "lm": "sparktts.train.lm.export"}
 
 
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, checkpoint: str | None = None) -> Path:
-    """Write the release directory ``out`` from the run in ``run_dir`` (its latest checkpoint by default)."""
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, checkpoint: str | None = None,
+               codec: str | os.PathLike | None = None) -> Path:
+    """Write the release directory ``out`` from the run in ``run_dir`` (its latest checkpoint by default).
+
+    ``codec`` (LM runs): ship this codec release instead of the one the data was prepared with, if it
+    tokenizes exactly as that one (:func:`sparktts.train.lm.export.tokenizer_difference`).
+    """
     info = read_run_info(run_dir)
     kind = info.get("kind")
     if kind not in _EXPORTERS:
         raise TrainingError(f"{run_dir}: unknown run kind {kind!r} in run.json; expected one of {sorted(_EXPORTERS)}.")
     exporter = importlib.import_module(_EXPORTERS[kind])
-    return exporter.export(Path(run_dir), Path(out), checkpoint=checkpoint)
+    if codec is None:
+        return exporter.export(Path(run_dir), Path(out), checkpoint=checkpoint)
+    if kind != "lm":
+        raise TrainingError(f"{run_dir}: --codec applies to LM runs (it swaps the codec shipped beside the LLM); "
+                            f"this is a {kind} run.")
+    return exporter.export(Path(run_dir), Path(out), checkpoint=checkpoint, codec=codec)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="Checkpoint folder to export (default: the latest)")
+    p.add_argument("--codec", default=None,
+                   help="LM runs: ship this codec release (a decoder trained on with its tokenizer side frozen) "
+                        "instead of the one the data was prepared with; refused unless it gives the same tokens")
 
 
 def run(args: argparse.Namespace) -> str:
-    return str(export_run(args.run_dir, args.out, checkpoint=args.checkpoint))
+    return str(export_run(args.run_dir, args.out, checkpoint=args.checkpoint, codec=args.codec))

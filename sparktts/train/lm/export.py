@@ -3,13 +3,18 @@
 ``LLM/`` gets what the released folder holds: ``config.json``, ``generation_config.json``,
 ``model.safetensors`` (LoRA adapters merged) and the tokenizer files. ``config.yaml``, ``BiCodec/`` and
 ``wav2vec2-large-xlsr-53/`` are copied from the release recorded in the data folder's ``info.json``
-(``codec_dir`` in ``run.json``). Everything is written into a temp folder next to ``out`` and renamed at
-the end, so an interrupted export leaves no half release.
+(``codec_dir`` in ``run.json``), or from ``codec``: a codec whose decoder side was trained further after
+the data was prepared (a ``freeze: [encoder, quantizer, speaker_encoder]`` run with a frozen wav2vec2).
+It is taken only when it gives the same tokens as the recorded one: the same audio settings and
+tokenizer-side configs, and every weight of wav2vec2, the encoder, the quantizer and the speaker encoder
+equal to the bit (:func:`tokenizer_difference`). Everything is written into a temp folder next to
+``out`` and renamed at the end, so an interrupted export leaves no half release.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -21,16 +26,66 @@ from sparktts.train.lm.model import wrap_lora
 from sparktts.train.lm.trainer import BASE_DIR, STATE_FILE, WEIGHTS
 from sparktts.train.run import TrainingError, find_checkpoint, read_run_info
 
-__all__ = ["export"]
+__all__ = ["export", "tokenizer_difference"]
 
 _CODEC_PARTS = ("config.yaml", "BiCodec", "wav2vec2-large-xlsr-53")
+# What decides a codec's tokens: its BiCodec modules on the tokenizer side (their config sections and
+# weights), the audio settings of config.yaml, and the whole wav2vec2 folder.
+_TOKENIZER_MODULES = ("encoder", "quantizer", "speaker_encoder")
+_TOKENIZER_SECTIONS = ("mel_params", *_TOKENIZER_MODULES)
+_AUDIO_KEYS = ("sample_rate", "ref_segment_duration", "latent_hop_length", "volume_normalize")
 
 
-def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
+def _tensors(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    out: dict[str, torch.Tensor] = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(str(f)))
+    return out
+
+
+def tokenizer_difference(recorded: str | os.PathLike, candidate: str | os.PathLike) -> str | None:
+    """The first way codec release ``candidate`` would tokenize audio differently from ``recorded``, or None."""
+    import yaml
+
+    a, b = Path(recorded), Path(candidate)
+    missing = [p for p in _CODEC_PARTS if not (b / p).exists()]
+    if missing:
+        return f"{b} is not a codec release: it lacks {missing}"
+    top = [yaml.safe_load((d / "config.yaml").read_text()) or {} for d in (a, b)]
+    for key in _AUDIO_KEYS:
+        if top[0].get(key) != top[1].get(key):
+            return f"config.yaml {key}: {top[0].get(key)!r} vs {top[1].get(key)!r}"
+    codec = [(yaml.safe_load((d / "BiCodec" / "config.yaml").read_text()) or {}).get("audio_tokenizer", {})
+             for d in (a, b)]
+    for section in _TOKENIZER_SECTIONS:
+        if codec[0].get(section) != codec[1].get(section):
+            return f"BiCodec/config.yaml audio_tokenizer.{section} differs"
+    for name in ("config.json", "preprocessor_config.json"):
+        texts = [json.loads((d / "wav2vec2-large-xlsr-53" / name).read_text()) for d in (a, b)]
+        if texts[0] != texts[1]:
+            return f"wav2vec2-large-xlsr-53/{name} differs"
+    for folder, keep in (("wav2vec2-large-xlsr-53", None), ("BiCodec", _TOKENIZER_MODULES)):
+        weights = [{k: v for k, v in _tensors(d / folder).items() if keep is None or k.split(".")[0] in keep}
+                   for d in (a, b)]
+        if weights[0].keys() != weights[1].keys():
+            return f"{folder}: the tensors are not the same set ({len(weights[0])} vs {len(weights[1])})"
+        for key, tensor in weights[0].items():
+            if tensor.shape != weights[1][key].shape or not torch.equal(tensor, weights[1][key]):
+                return f"{folder} {key} differs"
+    return None
+
+
+def export(run_dir: Path, out: Path, checkpoint: str | None = None, codec: str | os.PathLike | None = None) -> Path:
     """Write the release directory ``out`` from an LM run (its latest checkpoint by default).
 
+    ``codec``: a codec release to ship instead of the one the data was prepared with; it must tokenize
+    exactly as that one does (:func:`tokenizer_difference`).
+
     Raises:
-        TrainingError: no checkpoint, the codec release is gone, or ``out`` exists and is not empty.
+        TrainingError: no checkpoint, the codec release is gone, ``codec`` would give other tokens, or
+            ``out`` exists and is not empty.
     """
     from safetensors.torch import load_model
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -40,11 +95,20 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
     run_dir, out = Path(run_dir).expanduser(), Path(out).expanduser()
     info = read_run_info(run_dir)
     ckpt = find_checkpoint(run_dir, checkpoint, STATE_FILE)
-    codec = Path(info.get("codec_dir") or "")
-    missing = [p for p in _CODEC_PARTS if not (codec / p).exists()]
+    recorded = Path(info.get("codec_dir") or "")
+    missing = [p for p in _CODEC_PARTS if not (recorded / p).exists()]
     if missing:
-        raise TrainingError(f"{codec}: the codec release the data was prepared with lacks {missing}; "
-                            "restore it (the export copies its codec parts)")
+        raise TrainingError(f"{recorded}: the codec release the data was prepared with lacks {missing}; "
+                            "restore it (the export copies its codec parts, or checks --codec against it)")
+    if codec is None:
+        codec = recorded
+    else:
+        codec = Path(codec).expanduser()
+        difference = tokenizer_difference(recorded, codec)
+        if difference:
+            raise TrainingError(f"{codec}: does not tokenize as {recorded}, which the LM's data was prepared "
+                                f"with ({difference}); the LM would read other tokens than it learnt. Use a codec "
+                                "trained on from it with its tokenizer side frozen, or prepare the data again.")
     if out.exists() and any(out.iterdir()):
         raise TrainingError(f"{out}: exists and is not empty; choose a new --out or remove it")
     state = json.loads((ckpt / STATE_FILE).read_text())
@@ -76,5 +140,6 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
             src = codec / part
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp / part)
         (tmp / "export.json").write_text(json.dumps({"run_dir": str(run_dir.resolve()), "checkpoint": ckpt.name,
-                                                     "step": state["step"], "codec_dir": str(codec)}, indent=2))
+                                                     "step": state["step"], "codec_dir": str(codec.resolve()),
+                                                     "tokens_codec_dir": str(recorded.resolve())}, indent=2))
     return out
