@@ -9,6 +9,7 @@ import pytest
 from sparktts.eval.control import (
     GENDER_THRESHOLD_MEL,
     LEVELS,
+    attribute_levels,
     confusion_matrix,
     count_syllables,
     gender_accuracy,
@@ -58,6 +59,17 @@ def test_gender_threshold_is_the_equal_z_point() -> None:
 )
 def test_pitch_levels(mel: float, gender: str, level: str) -> None:
     assert pitch_level(mel, gender) == level
+
+
+def test_attribute_levels_is_the_rule_of_measure_attributes() -> None:
+    # The F0 rule picks the gender; the requested gender, when given, bins the pitch; no speed level
+    # without a language that has speed boundaries.
+    assert attribute_levels(250.0, 4.0, "en") == ("female", "low", "moderate")
+    assert attribute_levels(250.0, 4.0, "en", gender="male") == ("female", "very_high", "moderate")
+    assert attribute_levels(150.0, 2.5, None) == ("male", "low", None)
+    assert attribute_levels(150.0, 3.6, "zh", measured_gender="female") == ("female", "very_low", "moderate")
+    att = measure_attributes(ARCTIC, ARCTIC_TEXT)
+    assert attribute_levels(att.pitch_mel, att.speed_sps, att.lang) == (att.gender, att.pitch_level, att.speed_level)
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,7 @@ def clip_labels(wav: np.ndarray, entry: ManifestEntry, f0_method: str = "pyin") 
     and ``speed_sps``) are taken as they are, and the audio is not measured again. When the clip has no
     voiced frame the measured fields are None and ``labels_error`` says why (the clip still serves voice cloning).
     """
-    from sparktts.eval.control import gender_from_pitch, measure_attributes, pitch_level, speed_level
+    from sparktts.eval.control import attribute_levels, measure_attributes
     from sparktts.eval.errors import EvalError
 
     lang = _speed_lang(entry.lang)
@@ -112,13 +112,11 @@ def clip_labels(wav: np.ndarray, entry: ManifestEntry, f0_method: str = "pyin") 
                            "speed_sps": None, "pitch_value": None, "speed_value": None, "labels_error": None,
                            "measured_source": None}
     if entry.pitch_mel is not None and entry.speed_sps is not None:
-        # Measured already (with this code, on this file): levels from the values, as measure_attributes does.
+        # Measured already (with this code, on this file): levels from the values by the eval's rule.
         mel, sps = entry.pitch_mel, entry.speed_sps
-        measured_gender = gender_from_pitch(mel)
-        gender = entry.gender or measured_gender
+        measured_gender, *levels = attribute_levels(mel, sps, lang, entry.gender)
         out.update(gender_measured=measured_gender, pitch_mel=round(mel, 3), speed_sps=round(sps, 4),
                    measured_source="manifest")
-        levels = (pitch_level(mel, gender), speed_level(sps, lang) if lang is not None else None)
     else:
         try:
             # Speed boundaries exist for en / zh only; other languages are measured with the en counter and

@@ -198,6 +198,20 @@ class Attributes:
         return asdict(self)
 
 
+def attribute_levels(pitch_mel: float, speed_sps: float, lang: str | None, gender: str | None = None,
+                     measured_gender: str | None = None) -> tuple[str, str, str | None]:
+    """Measured values -> ``(measured gender, pitch level, speed level)``: the one rule of the eval and of
+    ``sparktts prepare``'s labels.
+
+    ``measured_gender`` comes from a gender classifier when one is used, else the F0 rule
+    (:func:`gender_from_pitch`). Pitch is binned with ``gender`` (the requested one) when given, else the
+    measured gender. The speed level is None for a ``lang`` without speed boundaries (None).
+    """
+    measured_gender = measured_gender or gender_from_pitch(pitch_mel)
+    speed = speed_level(speed_sps, lang) if lang is not None else None
+    return measured_gender, pitch_level(pitch_mel, gender or measured_gender), speed
+
+
 def measure_attributes(
     audio: AudioLike,
     text: str,
@@ -237,22 +251,21 @@ def measure_attributes(
     if math.isnan(f0):
         raise EvalError("no voiced frame found; pitch and gender cannot be measured.")
     mel = min(max(hz_to_mel(f0), 0.0), 1000.0)
-    measured_gender = (
-        gender_classifier(speech.astype(np.float32)) if gender_classifier else gender_from_pitch(mel)
-    )
     lang = lang or detect_language(text)
     syl = count_syllables(text, lang)
     dur = speech.shape[0] / EVAL_SR
     sps = syl / dur
+    measured_gender, pitch, speed = attribute_levels(
+        mel, sps, lang, gender, gender_classifier(speech.astype(np.float32)) if gender_classifier else None)
     return Attributes(
         gender=measured_gender,
         f0_mean_hz=f0,
         pitch_mel=mel,
-        pitch_level=pitch_level(mel, gender or measured_gender),
+        pitch_level=pitch,
         syllables=syl,
         duration_s=dur,
         speed_sps=sps,
-        speed_level=speed_level(sps, lang),
+        speed_level=speed,
         lang=lang,
     )
 
@@ -332,6 +345,7 @@ __all__ = [
     "SPEED_BOUNDARIES_SPS",
     "Attributes",
     "ControlReport",
+    "attribute_levels",
     "confusion_matrix",
     "count_syllables",
     "gender_accuracy",
