@@ -90,6 +90,21 @@ def test_missing_unexpected_and_misshaped_keys_are_listed(tmp_path, tiny_referen
     assert "quantizer.codebook.weight: file (5, 8) vs model (128, 8)" in msg
 
 
+def test_inference_tokenizer_checks_then_lets_the_training_only_postnet_go(tmp_path, tiny_release):
+    tok = BiCodecTokenizer(tiny_release, device="cpu")
+    assert tok.model.postnet is None and not any(k.startswith("postnet.") for k in tok.model.state_dict())
+    with pytest.raises(RuntimeError, match=r"BiCodec.from_pretrained"):
+        tok.model(torch.zeros(1, 10, 1024), torch.zeros(1, 16000))
+    assert BiCodec.from_pretrained(tiny_release).postnet is not None  # kept for the training forward
+    root = copy_release(tiny_release, tmp_path / "rel")
+    path = root / "BiCodec" / "model.safetensors"
+    sd = load_file(str(path))
+    key = next(k for k in sd if k.startswith("postnet."))
+    save_file({k: v for k, v in sd.items() if k != key}, str(path))
+    with pytest.raises(CheckpointError, match=f"missing keys: {key}"):  # still loaded strictly first
+        BiCodecTokenizer(root, device="cpu")
+
+
 def test_config_that_does_not_match_weights(tmp_path, tiny_reference_release, reference_dir):
     root = copy_release(tiny_reference_release, tmp_path / "rel")
     shutil.copy(reference_dir / "configs" / "bicodec_release.yaml", root / "BiCodec" / "config.yaml")

@@ -103,7 +103,8 @@ class BiCodec(nn.Module):
         self.quantizer = FactorizedVectorQuantize(config.quantizer)
         self.speaker_encoder = SpeakerEncoder(config.speaker_encoder)
         self.prenet = FeatureDecoder(config.prenet)
-        self.postnet = FeatureDecoder(config.postnet)  # predicts features in training; unused here
+        # Predicts the features for a training loss; BiCodecTokenizer (inference) sets it to None.
+        self.postnet: FeatureDecoder | None = FeatureDecoder(config.postnet)
         self.decoder = WaveGenerator(config.decoder)
         self.mel_transformer = MelSpectrogram(config.mel)
         self._context = decoder_context(config)
@@ -147,6 +148,9 @@ class BiCodec(nn.Module):
         VQ also updates its usage statistics and resets dead codes. The released inference calls
         (``encode``/``decode``) do not use this method and are unaffected by it.
         """
+        if self.postnet is None:
+            raise RuntimeError("this BiCodec was loaded for inference (BiCodecTokenizer lets the training-only "
+                               "postnet go); load BiCodec.from_pretrained(...) for the training forward.")
         z = self.encoder(feats.transpose(1, 2))  # (B, C, T)
         vq = self.quantizer(z)
         if use_speaker:

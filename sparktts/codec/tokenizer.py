@@ -89,6 +89,9 @@ class BiCodecTokenizer:
             **self.audio_config.extra,
         }
         self.model = BiCodec.from_pretrained(self.model_dir, device=self.device)
+        # The postnet predicts wav2vec2 features for a training loss only: checked by the strict load, then
+        # let go (79 MB for the release). BiCodec.from_pretrained keeps it for the training forward.
+        self.model.postnet = None
         self.decoder_dtype = resolve_codec_dtype(decoder_dtype, self.device)
         self.model.decoder.to(self.decoder_dtype)
         self.features = Wav2Vec2Features(self.model_dir / W2V_DIR, all_layers=all_wav2vec2_layers,
