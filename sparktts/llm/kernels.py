@@ -114,6 +114,10 @@ class _WeightOnly(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.kernel(x)
 
+    def dequantized(self) -> Tensor:
+        """The weight as the kernel sees it, fp32 ``(out, in)`` (by running the kernel on the identity)."""
+        return self._matmul(torch.eye(self.in_features, dtype=torch.bfloat16)).float().T.contiguous()
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
@@ -150,10 +154,6 @@ class BF16Linear(_WeightOnly):
         if self.packed is None:
             return nn.functional.linear(x, self.weight)
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
-
-    def dequantized(self) -> Tensor:
-        """The weight as the kernel sees it, fp32 ``(out, in)`` (by running the kernel on the identity)."""
-        return self._matmul(torch.eye(self.in_features, dtype=torch.bfloat16)).float().T.contiguous()
 
 
 class WeightInt8Linear(_WeightOnly):
@@ -202,11 +202,6 @@ class Int4Linear(_WeightOnly):
 
     def _matmul(self, x: Tensor) -> Tensor:
         return torch._weight_int4pack_mm_for_cpu(x, self.packed, self.group, self.scales_offsets)
-
-    def dequantized(self) -> Tensor:
-        """The weight as the kernel sees it, fp32 ``(out, in)`` (by running the kernel on the identity)."""
-        eye = torch.eye(self.in_features, dtype=torch.bfloat16)
-        return self._matmul(eye).float().T.contiguous()
 
 
 def int4_fits(weight: Tensor, group: int = INT4_GROUP) -> bool:
