@@ -98,21 +98,36 @@ def _latest_step(phase: Phase, run: Path) -> int:
     return int(last.name.replace("-", "_").rsplit("_", 1)[1])  # step_00002000, step-00000750
 
 
+def _exported_steps(work: Path) -> dict[str, int]:
+    """``WORK/build.json``: phase name -> the step of its run that ``WORK/<name>`` was exported from."""
+    import json
+
+    path = work / "build.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _record_export(work: Path, name: str, step: int) -> None:
+    # Read again and replaced whole: the codec and LM stages may run as two processes writing their own keys.
+    import json
+
+    from sparktts.fileio import atomic_write
+
+    record = {**_exported_steps(work), name: step}
+    with atomic_write(work / "build.json", "w") as f:
+        f.write(json.dumps(record, indent=1))
+
+
 def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse.Namespace,
-               last_stop: int | None, on_export=None) -> Path:
-    """Train each phase from the previous one's export (resumed), export it to ``WORK/<name>``; return the last.
+               last_stop: int | None, on_export=None) -> None:
+    """Train each phase from the previous one's export (resumed) and export it to ``WORK/<name>``.
 
     A phase with a fixed stop is done once exported. An open one is trained on (resumed) at every call and
     exported again when its run has a newer checkpoint; ``WORK/build.json`` records the exported steps.
     """
-    import json
-
     from sparktts.train.codec.trainer import train_codec
     from sparktts.train.export import export_run
     from sparktts.train.lm.trainer import train_lm
 
-    record_file = work / "build.json"
-    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     init = None
     for phase in phases:
         run, export = work / f"{phase.name}-run", work / phase.name
@@ -126,18 +141,16 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
             else:
                 train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume)
             step = _latest_step(phase, run)
-            if not export.is_dir() or record.get(phase.name) != step:
+            if not export.is_dir() or _exported_steps(work).get(phase.name) != step:
                 fresh = work / f".{phase.name}.new"
                 shutil.rmtree(fresh, ignore_errors=True)
                 export_run(run, fresh)
                 shutil.rmtree(export, ignore_errors=True)
                 fresh.rename(export)
-                record[phase.name] = step
-                record_file.write_text(json.dumps(record, indent=1))
+                _record_export(work, phase.name, step)
                 if on_export is not None:
                     on_export(export, f"{phase.name}-{step}")
         init = export
-    return init
 
 
 def _eval_codec(args: argparse.Namespace, work: Path, corpus: Path, codec: Path, name: str) -> None:
