@@ -282,16 +282,16 @@ def test_export_ships_a_further_trained_decoder_only_if_it_gives_the_same_tokens
 
     from sparktts.train.export import export_run
 
-    def codec_copy(name: str, prefix: str) -> Path:
+    def codec_copy(name: str, prefix: str, folder: str = "BiCodec") -> Path:
         root = tmp_path / name
         root.mkdir()
         for part in ("config.yaml", "BiCodec", "wav2vec2-large-xlsr-53"):
             src = tiny_release / part
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / part)
-        weights = load_file(str(root / "BiCodec" / "model.safetensors"))
+        weights = load_file(str(root / folder / "model.safetensors"))
         key = next(k for k in weights if k.startswith(prefix) and weights[k].is_floating_point())
         weights[key] = weights[key] + 1e-3
-        save_file(weights, str(root / "BiCodec" / "model.safetensors"))
+        save_file(weights, str(root / folder / "model.safetensors"))
         return root
 
     decoder = codec_copy("decoder_trained", "decoder.")
@@ -304,6 +304,9 @@ def test_export_ships_a_further_trained_decoder_only_if_it_gives_the_same_tokens
     with pytest.raises(TrainingError, match=r"does not tokenize as .*BiCodec encoder\.\S+ differs"):
         export_run(reference_run, tmp_path / "refused", codec=moved)
     assert not (tmp_path / "refused").exists()
+    features_moved = codec_copy("wav2vec2_moved", "", folder="wav2vec2-large-xlsr-53")
+    with pytest.raises(TrainingError, match=r"wav2vec2-large-xlsr-53 \S+ differs"):
+        export_run(reference_run, tmp_path / "refused", codec=features_moved)
     with pytest.raises(TrainingError, match="is not a codec release"):
         export_run(reference_run, tmp_path / "refused", codec=tmp_path / "nowhere")
 
