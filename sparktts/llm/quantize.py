@@ -100,8 +100,10 @@ def _fuse_projections(body: nn.Module, names: dict[nn.Module, str], read: Callab
 
 
 def _convert(model: nn.Module, read: Callable[[str, bool], Tensor], scheme: str = "int8",
-             engine: str | None = None, fuse: bool = True) -> None:
+             engine: str | None = None, fuse: bool = True) -> str:
     """Turn ``model`` into its quantized form, taking every tensor by name from ``read(key, copy)``.
+
+    Returns the embedding table's key (the one tensor read with ``copy=False``).
 
     With ``fuse``, q/k/v and gate/up of each decoder layer become one fused layer each (bit-identical
     outputs, fewer kernel calls). The body's other linear layers become layers of ``scheme``
@@ -121,7 +123,8 @@ def _convert(model: nn.Module, read: Callable[[str, bool], Tensor], scheme: str 
                 key = f"{names[child]}."
                 bias = read(key + "bias", True) if child.bias is not None else None
                 setattr(module, name, make_linear(scheme, read(key + "weight", True), bias, engine))
-    table = read(f"{names[body.embed_tokens]}.weight", False)
+    table_key = f"{names[body.embed_tokens]}.weight"
+    table = read(table_key, False)
     for module in body.modules():
         if module is body.embed_tokens:
             continue
@@ -136,6 +139,7 @@ def _convert(model: nn.Module, read: Callable[[str, bool], Tensor], scheme: str 
     head_bias = read(f"{names[head]}.bias", True) if getattr(head, "bias", None) is not None else None
     _finish(model, table, head_weight, head_bias)
     model.sparktts_kernel = kernel_name(scheme, engine)  # what SparkTTS and the benchmarks report
+    return table_key
 
 
 def quantize_int8(model: nn.Module, scheme: str = "int8", engine: str | None = None, fuse: bool = True
@@ -236,13 +240,12 @@ def load_int8(path: str | os.PathLike, scheme: str = "int8", engine: str | None 
 
     # The embedding table stays a view of the file (copy=False): a step reads one row per token, so only
     # the rows of tokens ever used become resident (~1 MB in a session instead of the table's 300 MB).
-    _convert(model, read, scheme, engine, fuse)
+    table_key = _convert(model, read, scheme, engine, fuse)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise CheckpointError(f"{path}: no weights read for {leftover[:5]}; unsupported model layout.")
     # Checking the mapped table through the mapping would make all of its pages resident (+300 MB for the
     # release): it is checked from the file, and load_llm's finiteness check uses this answer.
-    table_key = next(n for n, m in model.named_modules() if m is model.get_input_embeddings()) + ".weight"
     model.get_input_embeddings().weight.sparktts_finite = finite_in_file(files[table_key], table_key)
     if (path / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(str(path), local_files_only=True)
