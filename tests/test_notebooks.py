@@ -114,6 +114,8 @@ def test_notebook_runs(path):
         assert any("perplexity" in h for h in outputs(nb, "text/html"))
     if path.stem == "07_training":
         assert re.search(r"data: 12 clips, 0 skipped", text), text
+        assert "shipped with the further-trained decoder:" in text
+        assert re.search(r"refused: .*does not tokenize as", text), text
         assert len(outputs(nb, "image/png")) >= 3  # codec and LM curves, spectrograms
         shown = shown_syntheses(nb)
         assert len(shown) == 1 and shown[0][0] == "clone" and shown[0][2] == shown[0][1] * HOP > 0

@@ -287,6 +287,28 @@ def test_frozen_tokenizer_side_keeps_every_token_while_the_decoder_trains(tmp_pa
         assert torch.equal(a.semantic_ids, b.semantic_ids) and torch.equal(a.global_ids, b.global_ids)
 
 
+def test_decoder_only_run_must_prepare_prompts_as_its_release(tmp_path, data_dir, tiny_codec_release):
+    """With the tokenizer side frozen, a data section that would change the release's prompts (and so its
+    global tokens) is refused before training, whether the release comes as ``model:`` or as ``init``."""
+    from sparktts.train.codec.config import FeatureModelConfig
+
+    keep = {"freeze": ["encoder", "quantizer", "speaker_encoder"],
+            "wav2vec2": {"pretrained": str(tiny_codec_release), "trainable": False}}
+    with pytest.raises(ConfigError, match=r"data.ref_seconds is 2.0 but .*config.yaml has ref_segment_duration: 6"):
+        tiny(model=str(tiny_codec_release), data={"ref_seconds": 2.0}, **keep)
+    with pytest.raises(ConfigError, match=r"data.volume_normalize is False .*set data.volume_normalize: True"):
+        tiny(model=str(tiny_codec_release), data={"ref_seconds": 6.0, "volume_normalize": False}, **keep)
+    cfg = tiny(model=str(tiny_codec_release), data={"ref_seconds": 6.0}, **keep)
+    assert cfg.data.ref_seconds == 6.0 and cfg.data.batch_size == tiny().data.batch_size  # merged, not replaced
+    base = tiny(max_steps=1)
+    bad = dataclasses.replace(base, wav2vec2=FeatureModelConfig(pretrained=str(tiny_codec_release)),
+                              data=dataclasses.replace(base.data, ref_seconds=2.0), freeze=tuple(keep["freeze"]))
+    with pytest.raises(ConfigError, match="ref_segment_duration"):
+        train_codec(bad, data_dir / "manifest.jsonl", tmp_path / "run", init=tiny_codec_release, device="cpu")
+    assert not (tmp_path / "run").exists()
+    tiny(model=str(tiny_codec_release), data={"ref_seconds": 2.0})  # tokenizer side training: anything goes
+
+
 @pytest.mark.parametrize("freeze, message", [
     (["decoders"], "unknown part"),
     (["encoder", "quantizer", "speaker_encoder", "prenet", "postnet", "decoder"], "nothing would train"),

@@ -53,6 +53,8 @@ def test_config_from_yaml_file_and_unknown_preset(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("steps: 7\noptim:\n  lr: 0.1\n")
     assert load_config(Run, path, "codec") == Run(steps=7, optim=Optim(lr=0.1))
+    nested = load_config(Run, path, "codec", {"optim": {"betas": [0.1, 0.2]}, "name": "y"})
+    assert nested == Run(steps=7, name="y", optim=Optim(lr=0.1, betas=(0.1, 0.2)))  # lr kept
     with pytest.raises(ConfigError, match="neither a YAML file nor a codec preset"):
         load_config(Run, "no-such-preset", "codec")
     with pytest.raises(ConfigError, match="config file not found"):

@@ -81,13 +81,10 @@ def _load(name: str, path: Path):
 def _codec_config(phase: Phase, init: Path | None):
     """The phase's config, its ``model`` and wav2vec2 taken from the previous phase's export."""
     from sparktts.train.codec.config import load_codec_config
-    from sparktts.train.config import read_config_source
 
     if init is None:
         return load_codec_config(phase.config)
-    data, _ = read_config_source(phase.config, "codec")
-    return load_codec_config(phase.config, {"model": str(init),
-                                            "wav2vec2": {**data.get("wav2vec2", {}), "pretrained": str(init)}})
+    return load_codec_config(phase.config, {"model": str(init), "wav2vec2": {"pretrained": str(init)}})
 
 
 def _latest_step(phase: Phase, run: Path) -> int:

@@ -126,9 +126,19 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return plain(obj)
 
 
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` laid over it, section by section: ``{"data": {"batch_size": 4}}``
+    changes one key of ``data`` and keeps the others; any non-mapping value replaces what was there."""
+    out = dict(base)
+    for key, value in overrides.items():
+        old = out.get(key)
+        out[key] = merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
 def load_config(cls: type[T], source: str | Path, kind: str, overrides: dict[str, Any] | None = None) -> T:
-    """Read ``cls`` from a YAML path or preset name, with optional top-level ``overrides``."""
+    """Read ``cls`` from a YAML path or preset name, with optional ``overrides`` (:func:`merge`)."""
     data, where = read_config_source(source, kind)
     if overrides:
-        data = {**data, **overrides}
+        data = merge(data, overrides)
     return from_dict(cls, data, where)

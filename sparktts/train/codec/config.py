@@ -131,6 +131,30 @@ def resolve_model(model: Any, where: str) -> BiCodecConfig:
     raise ConfigError(f"{where}: expected a mapping, a path or one of {sorted(MODEL_NAMES)}, got {model!r}.")
 
 
+def check_fixed_tokens(cfg: CodecTrainConfig, release: str | Path, where: str) -> None:
+    """A decoder-only run from ``release`` must prepare audio as that release does.
+
+    With the tokenizer side frozen the point is to keep the release's tokens (an LLM trained on them ships
+    with the new decoder), but the export writes ``ref_segment_duration`` and ``volume_normalize`` from
+    ``data``: other values would change every prompt's global tokens. Caught here, before hours of training,
+    rather than by ``export --codec`` afterwards.
+    """
+    if not set(FREEZABLE[:3]) <= set(cfg.freeze) or cfg.wav2vec2.trainable:
+        return
+    top = Path(release).expanduser() / "config.yaml"
+    if not top.is_file():
+        return
+    import yaml
+
+    release = yaml.safe_load(top.read_text()) or {}
+    for key, name, mine in (("ref_segment_duration", "ref_seconds", cfg.data.ref_seconds),
+                            ("volume_normalize", "volume_normalize", cfg.data.volume_normalize)):
+        if key in release and release[key] != mine:
+            raise ConfigError(f"{where}: data.{name} is {mine!r} but {top} has {key}: {release[key]!r}. The "
+                              f"tokenizer side is frozen to keep that release's tokens, and the exported codec "
+                              f"would prepare prompts differently; set data.{name}: {release[key]!r}.")
+
+
 _CHOICES = {"mixed_precision": ("no", "bf16", "fp16")}
 
 
@@ -157,6 +181,8 @@ def validate(cfg: CodecTrainConfig, where: str) -> CodecTrainConfig:
                           f"wav2vec2 stage is frozen with wav2vec2.trainable: false).")
     if set(FREEZABLE) <= set(cfg.freeze):
         raise ConfigError(f"{where}: freeze lists every part of the codec: nothing would train.")
+    if isinstance(cfg.model, str):
+        check_fixed_tokens(cfg, cfg.model, where)
     for name in ("max_steps", "grad_accum_steps", "checkpoint_every", "log_every", "keep_checkpoints"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{where}: {name} must be at least 1.")

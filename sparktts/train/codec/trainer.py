@@ -51,7 +51,7 @@ from ..run import (
     reset_accelerator_state,
 )
 from ..run import list_checkpoints as run_checkpoints
-from .config import CodecTrainConfig, load_codec_config
+from .config import CodecTrainConfig, check_fixed_tokens, load_codec_config
 from .discriminators import Discriminator
 from .features import FeatureStage
 from .losses import MultiResolutionMelLoss, adversarial_loss, discriminator_loss, feature_matching_loss
@@ -303,6 +303,8 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     ``device``: ``"cpu"`` forces the CPU; default: what accelerate picks (GPU when there is one).
     """
     cfg = load_codec_config(config)
+    if init is not None and not resume:
+        check_fixed_tokens(cfg, init, "codec config")
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file otherwise
     acc = make_accelerator(cfg, device)
     info = {"data": str(Path(data).expanduser().resolve()), "init": str(init) if init else None,
