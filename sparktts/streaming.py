@@ -20,6 +20,7 @@ units with dilations 1, 3, 9 (39 frames at that stage's rate), then a final conv
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -161,11 +162,18 @@ class TokenQueueStreamer:
 
     ``generate`` calls ``put`` with the prompt first (skipped), then once per step with a ``(1,)``
     tensor; ``end`` puts ``None``. The consumer reads ints from :attr:`queue` until ``None``.
+
+    :meth:`hold` lets the consumer pause generation while it decodes audio: ``put`` waits at the end of
+    a step until :meth:`release`. On a CPU the two would otherwise share its cores (the codec's window
+    then takes about twice as long, which is what delays the first chunk); with the hold, generation
+    overlaps a decode by at most the one step already under way.
     """
 
     def __init__(self) -> None:
         self.queue: queue.Queue[int | None | BaseException] = queue.Queue()
         self._prompt_seen = False
+        self._go = threading.Event()
+        self._go.set()
 
     def put(self, value: torch.Tensor) -> None:
         if not self._prompt_seen:
@@ -173,6 +181,14 @@ class TokenQueueStreamer:
             return
         for tok in value.reshape(-1).tolist():
             self.queue.put(int(tok))
+        self._go.wait()
 
     def end(self) -> None:
         self.queue.put(None)
+
+    def hold(self) -> None:
+        """Pause generation after its current step (until :meth:`release`)."""
+        self._go.clear()
+
+    def release(self) -> None:
+        self._go.set()

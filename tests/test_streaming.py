@@ -101,3 +101,44 @@ def test_closing_a_stream_stops_its_generation(tiny_tts, voice) -> None:
     assert not any(t.name == "sparktts-generate" and t.is_alive() for t in threading.enumerate())
     with pytest.raises(Exception, match="closed before it finished"):
         stream.result()
+
+
+def test_held_streamer_pauses_generation_after_its_step_until_released() -> None:
+    """The first chunk's decode holds the LM: ``put`` queues the step's token, then waits for release."""
+    from sparktts.streaming import TokenQueueStreamer
+
+    streamer = TokenQueueStreamer()
+    streamer.put(torch.tensor([[1, 2, 3]]))  # the prompt: skipped, never waits
+    streamer.hold()
+    steps = threading.Thread(target=lambda: [streamer.put(torch.tensor([t])) for t in (7, 8)])
+    steps.start()
+    assert streamer.queue.get(timeout=5) == 7  # the step under way still delivers its token
+    steps.join(timeout=0.3)
+    assert steps.is_alive() and streamer.queue.empty()  # ... and the next step does not start
+    streamer.release()
+    steps.join(timeout=5)
+    assert not steps.is_alive() and streamer.queue.get(timeout=5) == 8
+
+
+def test_first_chunk_is_decoded_with_generation_held(tiny_tts, voice, monkeypatch) -> None:
+    """While the first window decodes no generation step runs; later windows overlap generation again."""
+    from sparktts.streaming import StreamingDecoder, TokenQueueStreamer
+
+    held: list[bool] = []
+    push = StreamingDecoder.push
+    hold, release = TokenQueueStreamer.hold, TokenQueueStreamer.release
+    state = {"held": False}
+    monkeypatch.setattr(TokenQueueStreamer, "hold", lambda self: (state.update(held=True), hold(self))[1])
+    monkeypatch.setattr(TokenQueueStreamer, "release", lambda self: (state.update(held=False), release(self))[1])
+
+    def recording_push(self, tokens):
+        chunks = push(self, tokens)
+        if chunks:
+            held.append(state["held"])
+        return chunks
+
+    monkeypatch.setattr(StreamingDecoder, "push", recording_push)
+    stream = tiny_tts.stream(TEXT, voice=voice, seed=1, max_new_tokens=60, chunk_tokens=4, first_chunk_tokens=2,
+                             lookahead=1, left_context=4)
+    audio = stream.result().audio
+    assert len(audio) > 0 and held[0] and not any(held[1:]) and len(held) > 2

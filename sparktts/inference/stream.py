@@ -261,7 +261,12 @@ class _StreamRun:
                 if decoder is None and parser.has_voice:
                     decoder = StreamingDecoder(tts.codec, parser.global_ids, **self.decoder_kwargs)
                 if decoder is not None and buffered:
-                    chunks = decoder.push(buffered)
+                    if not self.chunks:  # the first chunk decodes with the cores to itself
+                        streamer.hold()
+                    try:
+                        chunks = decoder.push(buffered)
+                    finally:
+                        streamer.release()
                     buffered = []
                     yield from chunks
             thread.join()
@@ -287,5 +292,6 @@ class _StreamRun:
                 yield last
         finally:
             cancel.set()
+            streamer.release()  # a held generation could not see the cancel
             thread.join()
 
