@@ -123,6 +123,10 @@ def test_confusion_matrix_and_accuracies() -> None:
     assert cm.loc["low", "low"] == 1 and cm.loc["low", "moderate"] == 1 and cm.loc["very_high", "high"] == 1
     assert cm.to_numpy().sum() == 5
     assert level_accuracy(cm) == pytest.approx(3 / 5)
+    assert level_accuracy(cm, within=1) == pytest.approx(5 / 5)  # low->moderate, very_high->high
+    far = confusion_matrix(["very_low", "very_high", "moderate"], ["moderate", "very_low", "high"])
+    assert level_accuracy(far, within=1) == pytest.approx(1 / 3) and level_accuracy(far) == 0
+    assert math.isnan(level_accuracy(confusion_matrix([], []), within=1))
     assert gender_accuracy(["female", "male", "male"], ["female", "male", "female"]) == pytest.approx(2 / 3)
     assert math.isnan(gender_accuracy([], []))
     rep = score_control(

@@ -455,6 +455,9 @@ def test_control_scoring_of_voice_creation_items(tmp_path: Path) -> None:
     report = score_control(rows)
     assert report.gender_accuracy == 1.0
     assert report.pitch_confusion.to_numpy().sum() == 2 and report.speed_confusion.to_numpy().sum() == 2
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())["control"]
+    assert saved == report.summary() and saved["n"] == 2 and saved["gender_accuracy"] == 1.0
+    assert saved["pitch_within_one"] >= saved["pitch_accuracy"]
     # espeak's default speed (150 wpm here) is a moderate 4-5 syllables/s: ctl_001 asked for moderate.
     by_utt = {r["utt"]: r for r in rows}
     assert by_utt["ctl_001"]["speed_measured"] == "moderate"

@@ -285,10 +285,15 @@ def confusion_matrix(
     return cm
 
 
-def level_accuracy(cm: pd.DataFrame) -> float:
-    """Fraction on the diagonal of a confusion matrix (NaN when empty)."""
-    total = cm.to_numpy().sum()
-    return float(np.trace(cm.to_numpy()) / total) if total else math.nan
+def level_accuracy(cm: pd.DataFrame, within: int = 0) -> float:
+    """Fraction of a confusion matrix at most ``within`` levels off its diagonal (NaN when empty).
+
+    ``within=0`` is exact agreement; ``within=1`` also counts a neighbouring level (``low`` for ``moderate``).
+    """
+    counts = cm.to_numpy()
+    total = counts.sum()
+    rows, cols = np.indices(counts.shape)
+    return float(counts[np.abs(rows - cols) <= within].sum() / total) if total else math.nan
 
 
 def gender_accuracy(requested: Sequence[str], measured: Sequence[str]) -> float:
@@ -310,6 +315,14 @@ class ControlReport:
     gender_accuracy: float
     pitch_accuracy: float
     speed_accuracy: float
+    pitch_within_one: float
+    speed_within_one: float
+
+    def summary(self) -> dict[str, float | int]:
+        """The scalar scores, as the eval runner's ``summary.json`` holds them (``control``)."""
+        names = ("gender_accuracy", "pitch_accuracy", "pitch_within_one", "speed_accuracy", "speed_within_one")
+        values = {k: float(getattr(self, k)) for k in names}
+        return {"n": len(self.per_item), **{k: None if math.isnan(v) else round(v, 4) for k, v in values.items()}}
 
 
 def score_control(rows: Sequence[dict]) -> ControlReport:
@@ -335,6 +348,8 @@ def score_control(rows: Sequence[dict]) -> ControlReport:
         gender_accuracy=gender_accuracy(df["gender"].tolist(), df["gender_measured"].tolist()),
         pitch_accuracy=level_accuracy(pcm),
         speed_accuracy=level_accuracy(scm),
+        pitch_within_one=level_accuracy(pcm, within=1),
+        speed_within_one=level_accuracy(scm, within=1),
     )
 
 

@@ -223,6 +223,10 @@ def _run_locked(items: Sequence[EvalItem], out_dir: Path, results: ResultsFile, 
     table, summary = summarize_results(rows, n_items=len(items), missing=missing)
     if config is not None and config.identify:
         summary["identification"] = _identify(items, rows, paths, out_dir, local, config)
+    if any("gender_measured" in r for r in rows):  # control scoring ran (config.control or the scorer's)
+        from .control import score_control
+
+        summary["control"] = score_control(rows).summary()
     summary["config"] = asdict(config) if config is not None else None
     with atomic_write(out_dir / SUMMARY_FILE, "w") as fh:
         json.dump(summary, fh, indent=2, ensure_ascii=False, default=json_default)
