@@ -69,6 +69,9 @@ def test_run_dir_refuses_reuse_and_changed_config_on_resume(tmp_path):
     with pytest.raises(TrainingError, match="--resume"):
         prepare_run_dir(out, "codec", Run(steps=1), {}, resume=False)
     assert prepare_run_dir(out, "codec", Run(steps=1), {}, resume=True) == out
+    info = read_run_info(out)  # the start and the resumption, each with its machine
+    assert info["data"] == "d" and len(info["sessions"]) == 2
+    assert all(s["cores"] == os.cpu_count() and s["torch_threads"] >= 1 and s["cpu"] for s in info["sessions"])
     with pytest.raises(ConfigError, match=r"differs from the run's in \['steps'\]"):
         prepare_run_dir(out, "codec", Run(steps=2), {}, resume=True)
     with pytest.raises(TrainingError, match="no run to resume"):

@@ -38,13 +38,30 @@ class TrainingError(SparkTTSError):
     """A training run cannot start or continue (bad data, mismatched checkpoint, unwritable folder)."""
 
 
+def _session() -> dict[str, Any]:
+    """Where and when this process trains: ``run.json`` keeps one entry per start or resumption, so a
+    model card can say what hardware a run used (they are often resumed on other machines)."""
+    import time
+
+    import torch
+
+    from ..device import cpu_features
+
+    cpu = cpu_features()
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu": cpu["cpu"], "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+            "torch": cpu["torch"]}
+
+
 def prepare_run_dir(out: str | os.PathLike, kind: str, config: Any, info: Mapping[str, Any],
                     resume: bool, is_main: bool = True) -> Path:
     """Create (or, with ``resume``, reopen) a run directory and record the resolved config.
 
     A fresh run refuses a folder that already holds a run (pass ``--resume`` or another ``--out``);
     a resumed run refuses a config that differs from the recorded one, since its checkpoints would
-    not fit the model.
+    not fit the model. ``run.json`` records ``info`` and, per start and resumption, the machine
+    (``sessions``).
     """
     out = Path(out).expanduser()
     cfg = to_dict(config)
@@ -57,6 +74,10 @@ def prepare_run_dir(out: str | os.PathLike, kind: str, config: Any, info: Mappin
             diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
             raise ConfigError(f"{out}: --resume with a config that differs from the run's in {diff}. "
                               f"Resume with the same --config, or start a new --out.")
+        if is_main and (out / RUN_FILE).is_file():
+            record = read_run_info(out)
+            record["sessions"] = [*record.get("sessions", []), _session()]
+            _write_atomic(out / RUN_FILE, json.dumps(record, indent=2, default=str))
         return out
     if not is_main:
         # The main rank checks and writes; a check here would race with its write and see its own run.
@@ -71,8 +92,8 @@ def prepare_run_dir(out: str | os.PathLike, kind: str, config: Any, info: Mappin
     _write_atomic(recorded, yaml.safe_dump(cfg, sort_keys=False))
     from .. import __version__
 
-    _write_atomic(out / RUN_FILE, json.dumps({"kind": kind, "sparktts_version": __version__, **info},
-                                              indent=2, default=str))
+    _write_atomic(out / RUN_FILE, json.dumps({"kind": kind, "sparktts_version": __version__, **info,
+                                              "sessions": [_session()]}, indent=2, default=str))
     return out
 
 
