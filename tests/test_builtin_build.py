@@ -33,8 +33,8 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     argv = ["--work", str(work), "--out", str(out), "--n", "16", "--heldout", "2", "--jobs", "1",
             "--codec-config", "tiny", "--phase-steps", "2", "--asr-model", "tiny.en"]
     assert build.main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["BiCodec", "LLM", "config.yaml", "export.json",
-                                                     "wav2vec2-large-xlsr-53"]
+    assert sorted(p.name for p in out.iterdir()) == ["BiCodec", "LLM", "MODEL_CARD.md", "config.yaml",
+                                                     "export.json", "wav2vec2-large-xlsr-53"]
     assert json.loads((work / "build.json").read_text()) == {"codec-1": 2, "codec-2": 2, "codec-3": 2,
                                                                "lm-1": 2, "lm-2": 2}
     # Each phase starts from the export of the one before; the release ships codec-3 beside lm-2.
@@ -47,7 +47,14 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
         assert len(rows) == 2 and all("wer" in r for r in rows)  # a 2-step model may be silent: rows, not crashes
     codec_rows = [json.loads(x) for x in (work / "eval" / "codec-3-2.jsonl").read_text().splitlines()]
     assert all(r["prompt_wav"] == r["gt_wav"] for r in codec_rows)  # SIM against the recording itself
-    assert "identification" in json.loads((work / "eval" / "clone" / "summary.json").read_text())
+    clone = json.loads((work / "eval" / "clone" / "summary.json").read_text())
+    assert "identification" in clone
+    card = (out / "MODEL_CARD.md").read_text()  # every figure read from the build's own records
+    assert "16 clips" in card and "2 clips" in card and "| lm-2 | " in card
+    wer = clone["wer_utt_mean"]
+    assert f"| cloning WER (Whisper tiny.en) | {float(wer):g} % | ≤ 30 % | " in card
+    assert ("| met |" if wer <= 30 else "not met (off by") in card
+    assert "voice creation: pitch within one level" in card and "codec round trip WER" in card
 
     stamp = (out / "LLM" / "model.safetensors").stat().st_mtime_ns
     logged = {run: read_metrics(work / run)["step"].tolist() for run in ("codec-3-run", "lm-2-run")}

@@ -30,7 +30,8 @@ as two processes (the LLM's tokens come from codec phase 2, and phase 3 does not
 5. ``release``: ``sparktts export lm-2 --codec codec-3`` to ``--out`` (the export checks that codec-3
    tokenizes exactly as codec-2 did).
 6. ``eval``: the release on the held-out sentences (``eval_lists.py``): cloning with speaker
-   identification (``WORK/eval/clone``) and voice creation with the attribute checks (``WORK/eval/create``).
+   identification (``WORK/eval/clone``) and voice creation with the attribute checks (``WORK/eval/create``);
+   then ``OUT/MODEL_CARD.md`` (``model_card.py``) from the runs and these scores.
 
 ``--phase-steps N`` stops every phase at step N (a smoke run of the whole chain).
 """
@@ -217,6 +218,23 @@ def build(args: argparse.Namespace) -> None:
             release.rmdir()
     if "eval" in stages and not args.no_eval:
         _eval_release(args, work, corpus, out)
+        _write_card(args, work, corpus, out)
+
+
+def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -> None:
+    """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``)."""
+    from sparktts.fileio import atomic_write
+
+    card = _load("model_card", HERE / "model_card.py")
+    steps = _exported_steps(work)
+    phases = (*codec_phases(args.codec_config), *LM_PHASES)
+    runs = [(p.name, work / f"{p.name}-run", steps[p.name], p.config) for p in phases if p.name in steps]
+    last_codec = codec_phases(args.codec_config)[-1].name
+    evals = {"roundtrip": work / "eval" / f"{last_codec}-{steps.get(last_codec)}",
+             "clone": work / "eval" / "clone", "create": work / "eval" / "create"}
+    text = card.model_card(out, corpus / "manifest.jsonl", corpus / "heldout.jsonl", runs, evals)
+    with atomic_write(out / "MODEL_CARD.md", "w") as f:
+        f.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:

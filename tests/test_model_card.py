@@ -1,0 +1,44 @@
+"""data/builtin/model_card.py: every figure of the card comes from the records, held to its target."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _card_module():
+    spec = importlib.util.spec_from_file_location("builtin_model_card", ROOT / "data" / "builtin" / "model_card.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["builtin_model_card"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scores_are_held_to_their_targets_and_missing_ones_say_so(tmp_path: Path, tiny_release: Path) -> None:
+    card = _card_module()
+    evals = {}
+    for name, summary in (("roundtrip", {"wer_utt_mean": 12.5, "sim_mean": 0.91, "config": {"asr_model": "base"}}),
+                          ("clone", {"wer_utt_mean": 41.0, "sim_mean": 0.7, "identification": {"accuracy": 0.85}}),
+                          ("create", {"wer_utt_mean": 28.0, "control": {"gender_accuracy": 0.95,
+                                                                        "pitch_within_one": None}})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+        evals[name] = tmp_path / name
+    rows = {label: (value, target, met) for label, _f, value, target, met in card.score_rows(evals)}
+    assert rows["codec round trip WER (Whisper base)"] == ("12.5 %", "≤ 20 %", "met")
+    assert rows["cloning WER"] == ("41 %", "≤ 30 %", "not met (off by 11 %)")
+    assert rows["cloning: nearest its own prompt"] == ("0.85", "≥ 0.8", "met")
+    assert rows["voice creation: requested gender heard"][2] == "met"
+    assert rows["voice creation: pitch within one level"] == ("not measured", "", "")
+    assert rows["codec round trip SIM (to the recording)"] == ("0.91", "", "")
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({"audio": f"a{i}.wav", "speaker": "en-us+f1", "gender": "female",
+                                            "duration_s": 1800}) + "\n" for i in range(3)))
+    text = card.model_card(tiny_release, manifest, manifest, [], evals, notes="Trained for a test.")
+    assert "3 clips, 1.50 h" in text and "| `LLM/` |" in text and "Trained for a test." in text
+    assert "| cloning WER | 41 % | ≤ 30 % | not met (off by 11 %) |" in text
