@@ -93,7 +93,7 @@ def codec_round_trip(release: Path, prompt: Path, out: Path, label: str) -> dict
     save_audio(out / "codec_roundtrip.wav", wav)
     tokens.save(out / "codec_tokens.json")
     fig = codec_overview(wav, tokens.global_ids[0].numpy(), tokens.semantic_ids[0].numpy(),
-                         title=f"BiCodec round trip of {prompt.name} ({label})")
+                         title=f"BiCodec round trip of {prompt.name} ({label})", reference=tok.load(prompt))
     save_figure(fig, out / "codec_roundtrip.png")
     print(f"codec: {tokens.semantic_ids.shape[1]} semantic + {tokens.global_ids.shape[1]} global tokens; "
           f"load {t1 - t0:.1f} s, tokenize {t2 - t1:.2f} s, detokenize {t3 - t2:.2f} s")

@@ -39,12 +39,15 @@ def plot_waveform(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = No
     return ax
 
 
-def plot_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = None, title: str = "") -> Axes:
+def plot_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = None, title: str = "",
+             vmin: float | None = None, vmax: float | None = None) -> Axes:
+    """Log-mel spectrogram; ``vmin``/``vmax`` fix the colour scale (to compare clips side by side)."""
     ax = ax or Figure(figsize=(10, 3)).gca()
     hop = 160
     mel = log_mel(audio, sr, hop_length=hop)
     duration = len(audio) / sr
-    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, mel.shape[0]))
+    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, mel.shape[0]),
+              vmin=vmin, vmax=vmax)
     ax.set_ylabel("mel bin")
     ax.set_title(title)
     return ax
@@ -84,17 +87,29 @@ def plot_global_tokens(global_ids: np.ndarray | Sequence[Sequence[int]], labels:
 
 
 def codec_overview(audio: np.ndarray, global_ids: np.ndarray, semantic_ids: np.ndarray,
-                   sr: int = SAMPLE_RATE, title: str = "") -> Figure:
-    """Waveform, mel spectrogram, semantic-token timeline and global-token strip of one clip."""
-    fig = Figure(figsize=(11, 7.5), constrained_layout=True)
-    axes = fig.subplots(4, 1, height_ratios=[1.2, 2.2, 0.8, 0.6])
-    duration = len(audio) / sr
-    plot_waveform(audio, sr, axes[0], title=title)
-    plot_mel(audio, sr, axes[1])
-    plot_semantic_tokens(semantic_ids, axes[2])
-    for ax in axes[:3]:
+                   sr: int = SAMPLE_RATE, title: str = "", reference: np.ndarray | None = None) -> Figure:
+    """Waveform, mel spectrogram, semantic-token timeline and global-token strip of one clip.
+
+    ``reference``: the input of a round trip; its spectrogram goes above the reconstruction's, on the same
+    colour scale and time axis, so what the codec kept and lost shows at a glance.
+    """
+    rows = [1.2, 2.2, 0.8, 0.6] if reference is None else [1.2, 2.0, 2.0, 0.8, 0.6]
+    fig = Figure(figsize=(11, 7.5 if reference is None else 9.5), constrained_layout=True)
+    wave_ax, *mel_axes, token_ax, global_ax = fig.subplots(len(rows), 1, height_ratios=rows)
+    plot_waveform(audio, sr, wave_ax, title=title)
+    if reference is None:
+        plot_mel(audio, sr, mel_axes[0])
+        duration = len(audio) / sr
+    else:
+        mels = [log_mel(a, sr, hop_length=160) for a in (reference, audio)]
+        scale = {"vmin": min(float(m.min()) for m in mels), "vmax": max(float(m.max()) for m in mels)}
+        plot_mel(reference, sr, mel_axes[0], title="input", **scale)
+        plot_mel(audio, sr, mel_axes[1], title="reconstruction", **scale)
+        duration = max(len(audio), len(reference)) / sr
+    plot_semantic_tokens(semantic_ids, token_ax)
+    for ax in (wave_ax, *mel_axes, token_ax):
         ax.set_xlim(0, duration)
-    plot_global_tokens(np.asarray(global_ids).reshape(1, -1), ["global"], axes[3])
+    plot_global_tokens(np.asarray(global_ids).reshape(1, -1), ["global"], global_ax)
     return fig
 
 

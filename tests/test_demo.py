@@ -70,3 +70,20 @@ def test_demo_prefers_the_builtin_model_to_random_weights(tmp_path, capsys, monk
     assert len(shown) == 1 and "built-in model" in shown[0] and "color" not in shown[0]
     shown.clear()
     assert open_release(tiny_release) == (tiny_release, False) and not shown  # asked for by path: no note
+
+
+def test_round_trip_figure_puts_the_input_above_the_reconstruction_on_one_scale():
+    import numpy as np
+
+    from sparktts.plotting import codec_overview
+
+    t = np.arange(16000) / 16000
+    loud = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    quiet = (0.01 * np.sin(2 * np.pi * 440 * t[:15680])).astype(np.float32)  # shorter, as decodes can be
+    fig = codec_overview(quiet, np.arange(32), np.arange(49), reference=loud)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1:3] == ["input", "reconstruction"] and len(fig.axes) == 5
+    clims = [ax.images[0].get_clim() for ax in fig.axes[1:3]]
+    assert clims[0] == clims[1]  # the same colour scale: the quiet output looks quiet
+    assert all(ax.get_xlim() == (0, 1.0) for ax in fig.axes[:4])
+    assert len(codec_overview(quiet, np.arange(32), np.arange(49)).axes) == 4
