@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from ._scripts import load_script
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                 reason="espeak-ng is not installed (apt-get install espeak-ng); CI installs it")
 
 
 def _build_module():
-    spec = importlib.util.spec_from_file_location("builtin_build", ROOT / "data" / "builtin" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["builtin_build"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("data/builtin/build.py", "builtin_build")
 
 
 def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) -> None:

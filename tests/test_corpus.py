@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,19 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "data" / "corpus" / "make_corpus.py"
+from ._scripts import load_script
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("make_corpus", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["make_corpus"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mc = _load()
+mc = load_script("data/corpus/make_corpus.py", "make_corpus")
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None,
     reason="espeak-ng is not installed (apt-get install espeak-ng); CI installs it",

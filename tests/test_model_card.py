@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _card_module():
-    spec = importlib.util.spec_from_file_location("builtin_model_card", ROOT / "data" / "builtin" / "model_card.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["builtin_model_card"] = module
-    spec.loader.exec_module(module)
-    return module
+from ._scripts import load_script
 
 
 def test_scores_are_held_to_their_targets_and_missing_ones_say_so(tmp_path: Path, tiny_release: Path) -> None:
-    card = _card_module()
+    card = load_script("data/builtin/model_card.py", "builtin_model_card")
     evals = {}
     for name, summary in (("roundtrip", {"wer_utt_mean": 12.5, "sim_mean": 0.91, "config": {"asr_model": "base"}}),
                           ("clone", {"wer_utt_mean": 41.0, "sim_mean": 0.7, "identification": {"accuracy": 0.85}}),

@@ -367,13 +367,11 @@ def test_cli_prepare_train_resume_export(tiny_release: Path, tmp_path: Path, cap
 def test_builtin_alignment_check_compares_right_and_shifted_texts(reference_run: Path, data_dir: Path,
                                                                    tmp_path: Path) -> None:
     """data/builtin/lm_alignment.py: with the texts in place the two losses are one; shifted, they differ."""
-    import importlib.util
-
     from sparktts.train.export import export_run
 
-    spec = importlib.util.spec_from_file_location("lm_alignment", ROOT / "data" / "builtin" / "lm_alignment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from ._scripts import load_script
+
+    module = load_script("data/builtin/lm_alignment.py", "lm_alignment")
     release = export_run(reference_run, tmp_path / "release")
     right, same = module.losses(str(release), str(data_dir), shift=0)
     assert right == same and np.isfinite(right)
