@@ -146,13 +146,13 @@ def check_fixed_tokens(cfg: CodecTrainConfig, release: str | Path, where: str) -
         return
     import yaml
 
-    release = yaml.safe_load(top.read_text()) or {}
+    audio = yaml.safe_load(top.read_text()) or {}
     for key, name, mine in (("ref_segment_duration", "ref_seconds", cfg.data.ref_seconds),
                             ("volume_normalize", "volume_normalize", cfg.data.volume_normalize)):
-        if key in release and release[key] != mine:
-            raise ConfigError(f"{where}: data.{name} is {mine!r} but {top} has {key}: {release[key]!r}. The "
+        if key in audio and audio[key] != mine:
+            raise ConfigError(f"{where}: data.{name} is {mine!r} but {top} has {key}: {audio[key]!r}. The "
                               f"tokenizer side is frozen to keep that release's tokens, and the exported codec "
-                              f"would prepare prompts differently; set data.{name}: {release[key]!r}.")
+                              f"would prepare prompts differently; set data.{name}: {audio[key]!r}.")
 
 
 _CHOICES = {"mixed_precision": ("no", "bf16", "fp16")}

@@ -13,6 +13,7 @@ equal to the bit (:func:`tokenizer_difference`). Everything is written into a te
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import os
@@ -67,11 +68,13 @@ def _weight_difference(a: Path, b: Path, keep: tuple[str, ...] | None) -> str | 
              for d in (a, b)]
     if index[0].keys() != index[1].keys():
         return f"{a.name}: the tensors are not the same set ({len(index[0])} vs {len(index[1])})"
-    for key in sorted(index[0]):
-        with safe_open(str(index[0][key]), framework="pt") as fa, safe_open(str(index[1][key]), framework="pt") as fb:
-            x, y = fa.get_tensor(key), fb.get_tensor(key)
-        if x.shape != y.shape or x.dtype != y.dtype or not torch.equal(x, y):
-            return f"{a.name} {key} differs"
+    with contextlib.ExitStack() as stack:
+        handles = [{f: stack.enter_context(safe_open(str(f), framework="pt")) for f in set(side.values())}
+                   for side in index]
+        for key in sorted(index[0]):
+            x, y = (h[side[key]].get_tensor(key) for h, side in zip(handles, index))
+            if x.shape != y.shape or x.dtype != y.dtype or not torch.equal(x, y):
+                return f"{a.name} {key} differs"
     return None
 
 
