@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,8 +14,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# Random stand-in releases built by the demo and notebooks are cached per test session.
-os.environ.setdefault("SPARKTTS_CACHE", tempfile.mkdtemp(prefix="sparktts-cache-"))
+# Random stand-in releases built by the demo and notebooks are cached per test session (~175 MB), in a
+# folder that goes with the session: a developer's machine would otherwise keep one per run.
+if "SPARKTTS_CACHE" not in os.environ:
+    os.environ["SPARKTTS_CACHE"] = tempfile.mkdtemp(prefix="sparktts-cache-")
+    atexit.register(shutil.rmtree, os.environ["SPARKTTS_CACHE"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 
