@@ -40,11 +40,11 @@ def plot_waveform(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = No
 
 
 def plot_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, ax: Axes | None = None, title: str = "",
-             vmin: float | None = None, vmax: float | None = None) -> Axes:
-    """Log-mel spectrogram; ``vmin``/``vmax`` fix the colour scale (to compare clips side by side)."""
+             vmin: float | None = None, vmax: float | None = None, mel: np.ndarray | None = None) -> Axes:
+    """Log-mel spectrogram; ``vmin``/``vmax`` fix the colour scale (to compare clips side by side);
+    ``mel``: ``log_mel(audio, sr, hop_length=160)`` when the caller has it already."""
     ax = ax or Figure(figsize=(10, 3)).gca()
-    hop = 160
-    mel = log_mel(audio, sr, hop_length=hop)
+    mel = log_mel(audio, sr, hop_length=160) if mel is None else mel
     duration = len(audio) / sr
     ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, mel.shape[0]),
               vmin=vmin, vmax=vmax)
@@ -103,8 +103,8 @@ def codec_overview(audio: np.ndarray, global_ids: np.ndarray, semantic_ids: np.n
     else:
         mels = [log_mel(a, sr, hop_length=160) for a in (reference, audio)]
         scale = {"vmin": min(float(m.min()) for m in mels), "vmax": max(float(m.max()) for m in mels)}
-        plot_mel(reference, sr, mel_axes[0], title="input", **scale)
-        plot_mel(audio, sr, mel_axes[1], title="reconstruction", **scale)
+        plot_mel(reference, sr, mel_axes[0], title="input", mel=mels[0], **scale)
+        plot_mel(audio, sr, mel_axes[1], title="reconstruction", mel=mels[1], **scale)
         duration = max(len(audio), len(reference)) / sr
     plot_semantic_tokens(semantic_ids, token_ax)
     for ax in (wave_ax, *mel_axes, token_ax):

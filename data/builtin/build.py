@@ -223,18 +223,15 @@ def build(args: argparse.Namespace) -> None:
 
 def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -> None:
     """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``)."""
-    from sparktts.fileio import atomic_write
-
     card = _load("model_card", HERE / "model_card.py")
     steps = _exported_steps(work)
-    phases = (*codec_phases(args.codec_config), *LM_PHASES)
-    runs = [(p.name, work / f"{p.name}-run", steps[p.name], p.config) for p in phases if p.name in steps]
-    last_codec = codec_phases(args.codec_config)[-1].name
-    evals = {"roundtrip": work / "eval" / f"{last_codec}-{steps.get(last_codec)}",
+    codec = codec_phases(args.codec_config)
+    runs = [(p.name, work / f"{p.name}-run", steps[p.name], p.config) for p in (*codec, *LM_PHASES)
+            if p.name in steps]
+    evals = {"roundtrip": work / "eval" / f"{codec[-1].name}-{steps.get(codec[-1].name)}",
              "clone": work / "eval" / "clone", "create": work / "eval" / "create"}
-    text = card.model_card(out, corpus / "manifest.jsonl", corpus / "heldout.jsonl", runs, evals)
-    with atomic_write(out / "MODEL_CARD.md", "w") as f:
-        f.write(text)
+    card.write_model_card(out / "MODEL_CARD.md",
+                          card.model_card(out, corpus / "manifest.jsonl", corpus / "heldout.jsonl", runs, evals))
 
 
 def main(argv: list[str] | None = None) -> int:

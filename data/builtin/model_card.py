@@ -77,18 +77,18 @@ def _duration(row: dict, root: Path) -> float:
 
 
 def _run_hours(run: Path) -> float | None:
-    import csv
+    from sparktts.train.run import METRICS_FILE, read_metrics
 
-    metrics = run / "metrics.csv"
-    if not metrics.is_file():
+    if not (run / METRICS_FILE).is_file():
         return None
-    with metrics.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return float(rows[-1]["seconds"]) / 3600 if rows and "seconds" in rows[-1] else None
+    metrics = read_metrics(run)
+    return float(metrics["seconds"].iloc[-1]) / 3600 if len(metrics) and "seconds" in metrics else None
 
 
 def _hardware(run: Path) -> str:
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    from sparktts.train.run import RUN_FILE, read_run_info
+
+    info = read_run_info(run) if (run / RUN_FILE).is_file() else {}
     seen = Counter(f"{s['cpu']} ({s['cores']} cores, {s['torch_threads']} torch threads"
                    + (f", {', '.join(s['gpus'])}" if s.get("gpus") else "") + ")"
                    for s in info.get("sessions", []))
@@ -188,6 +188,15 @@ def model_card(release: Path, manifest: Path, heldout: Path, runs: list[tuple[st
     return "\n".join(lines) + "\n"
 
 
+def write_model_card(path: Path, text: str) -> Path:
+    """Write the card to ``path`` whole or not at all (``sparktts.fileio.atomic_write``)."""
+    from sparktts.fileio import atomic_write
+
+    with atomic_write(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--release", required=True, type=Path)
@@ -205,11 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((name, Path(run), int(step), config))
     evals = {name: Path(folder) for name, folder in (e.split("=", 1) for e in args.eval)}
     notes = args.notes.read_text() if args.notes else ""
-    text = model_card(args.release, args.manifest, args.heldout, runs, evals, notes)
-    from sparktts.fileio import atomic_write
-
-    with atomic_write(args.out or args.release / "MODEL_CARD.md", "w") as f:
-        f.write(text)
+    write_model_card(args.out or args.release / "MODEL_CARD.md",
+                     model_card(args.release, args.manifest, args.heldout, runs, evals, notes))
     return 0
 
 

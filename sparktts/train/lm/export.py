@@ -38,17 +38,6 @@ _TOKENIZER_SECTIONS = ("mel_params", *_TOKENIZER_MODULES)
 _AUDIO_KEYS = ("sample_rate", "ref_segment_duration", "latent_hop_length", "volume_normalize")
 
 
-def _tensor_index(folder: Path) -> dict[str, Path]:
-    """Tensor name -> the ``*.safetensors`` file in ``folder`` holding it, read from the headers only."""
-    from safetensors import safe_open
-
-    index: dict[str, Path] = {}
-    for f in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(f), framework="pt") as handle:
-            index.update(dict.fromkeys(handle.keys(), f))
-    return index
-
-
 def _same_files(a: Path, b: Path) -> bool:
     """Whether two folders' ``*.safetensors`` files are byte for byte the same (the untouched-copy case)."""
     names = [sorted(p.name for p in d.glob("*.safetensors")) for d in (a, b)]
@@ -64,15 +53,18 @@ def _weight_difference(a: Path, b: Path, keep: tuple[str, ...] | None) -> str | 
 
     if keep is None and _same_files(a, b):
         return None
-    index = [{k: f for k, f in _tensor_index(d).items() if keep is None or k.split(".")[0] in keep}
-             for d in (a, b)]
-    if index[0].keys() != index[1].keys():
-        return f"{a.name}: the tensors are not the same set ({len(index[0])} vs {len(index[1])})"
     with contextlib.ExitStack() as stack:
-        handles = [{f: stack.enter_context(safe_open(str(f), framework="pt")) for f in set(side.values())}
-                   for side in index]
+        index = []  # per side: tensor name -> the open file holding it (headers only; tensors read below)
+        for folder in (a, b):
+            side = {}
+            for f in sorted(folder.glob("*.safetensors")):
+                handle = stack.enter_context(safe_open(str(f), framework="pt"))
+                side.update({k: handle for k in handle.keys() if keep is None or k.split(".")[0] in keep})
+            index.append(side)
+        if index[0].keys() != index[1].keys():
+            return f"{a.name}: the tensors are not the same set ({len(index[0])} vs {len(index[1])})"
         for key in sorted(index[0]):
-            x, y = (h[side[key]].get_tensor(key) for h, side in zip(handles, index))
+            x, y = (side[key].get_tensor(key) for side in index)
             if x.shape != y.shape or x.dtype != y.dtype or not torch.equal(x, y):
                 return f"{a.name} {key} differs"
     return None
