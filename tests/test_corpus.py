@@ -115,7 +115,8 @@ def built(tmp_path_factory):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); CI installs it")
     out = tmp_path_factory.mktemp("corpus")
-    summary = mc.build(out, N_TRAIN, N_HELD, seed=0, jobs=1, progress=False)
+    # records=None: render and measure every clip (the committed records would replay them).
+    summary = mc.build(out, N_TRAIN, N_HELD, seed=0, jobs=1, progress=False, records=None)
     return out, summary
 
 
@@ -170,10 +171,10 @@ def test_measured_levels_match_intended(built):
 def test_rebuild_is_deterministic_and_resumes(built, tmp_path):
     out, _ = built
     before = (out / ".records.jsonl").read_text()
-    mc.build(out, N_TRAIN, N_HELD, seed=0, progress=False)  # everything is there: renders nothing
+    mc.build(out, N_TRAIN, N_HELD, seed=0, progress=False, records=None)  # everything is there: renders nothing
     assert (out / ".records.jsonl").read_text() == before
     # A fresh folder, fewer training clips, same seed: the same texts, labels and audio bytes.
-    mc.build(tmp_path, 2, N_HELD, seed=0, progress=False)
+    mc.build(tmp_path, 2, N_HELD, seed=0, progress=False, records=None)
     a, b = _jsonl(out / "manifest.jsonl")[:2], _jsonl(tmp_path / "manifest.jsonl")
     assert a == b
     assert _jsonl(out / "heldout.jsonl") == _jsonl(tmp_path / "heldout.jsonl")
@@ -181,8 +182,53 @@ def test_rebuild_is_deterministic_and_resumes(built, tmp_path):
         assert (tmp_path / row["audio"]).read_bytes() == (out / row["audio"]).read_bytes()
     # A deleted clip is rendered again, the others are kept.
     (tmp_path / b[0]["audio"]).unlink()
-    mc.build(tmp_path, 2, N_HELD, seed=0, progress=False)
+    mc.build(tmp_path, 2, N_HELD, seed=0, progress=False, records=None)
     assert (tmp_path / b[0]["audio"]).read_bytes() == (out / b[0]["audio"]).read_bytes()
+
+
+@needs_espeak
+def test_saved_records_replay_the_corpus_without_measuring(built, tmp_path, monkeypatch):
+    out, _ = built
+    records = tmp_path / "records.jsonl.gz"
+    assert mc.save_records(out, records) == N_TRAIN + N_HELD
+    first = records.read_bytes()
+    assert mc.save_records(out, records) == N_TRAIN + N_HELD and records.read_bytes() == first  # reproducible
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("a replayed clip was measured")
+
+    monkeypatch.setattr(mc, "measure", no_measuring)
+    again = tmp_path / "again"
+    mc.build(again, N_TRAIN, N_HELD, seed=0, progress=False, records=records)
+    for name in ("manifest.jsonl", "heldout.jsonl"):
+        rows = _jsonl(again / name)
+        assert rows == _jsonl(out / name)
+        for row in rows:
+            assert (again / row["audio"]).read_bytes() == (out / row["audio"]).read_bytes()
+    assert not list((again / "wavs").glob(".*"))
+
+
+@needs_espeak
+def test_a_record_whose_audio_differs_is_rendered_and_measured_again(built, tmp_path, monkeypatch):
+    """Another espeak-ng build gives other samples: its records must not label them."""
+    out, _ = built
+    rec = next(r for r in mc._read_records(out / ".records.jsonl").values() if r["split"] == "train")
+    item = {k: rec[k] for k in ("utt", "split", "text", "speaker", "gender", "pitch", "speed", "target_mel",
+                                "target_sps")}
+    e = rec["espeak"]
+    digest = mc.espeak_digest(mc.espeak_wav(rec["text"], e["voice"], e["p"], e["s"], e["g"]))
+    assert digest == rec["espeak_digest"]
+    (tmp_path / "wavs").mkdir()
+    mc._worker_init(mc.load_calibration())
+    measured = []
+    real_measure = mc.measure
+    monkeypatch.setattr(mc, "measure", lambda *a: measured.append(a) or real_measure(*a))
+    assert mc.replay_item((item, str(tmp_path), 2, rec)) == rec
+    assert not measured
+    stale = {**rec, "espeak_digest": "0" * 16, "pitch_mel": -1.0}
+    fresh = mc.replay_item((item, str(tmp_path), 2, stale))
+    assert measured and fresh == rec
+    assert (tmp_path / rec["audio"]).read_bytes() == (out / rec["audio"]).read_bytes()
 
 
 @needs_espeak

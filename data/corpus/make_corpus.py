@@ -43,6 +43,13 @@ espeak-ng has the same version; otherwise, or with ``--calibrate``, the voices a
 
 Cost: about 1.8 clips/s with ``--jobs 2`` on 2 shared cores (pyin F0 dominates; 98 % of clips need one
 F0 measurement); 6000 + 200 clips take about an hour and give about 7 hours of audio.
+
+Records: ``records.jsonl.gz`` beside this script (committed) keeps what earlier renders found for each
+planned clip: its final espeak settings, its measurements and a digest of its samples. A build replays
+the clips it holds (espeak-ng only, no F0: about 27 clips/s on one core, so a fresh machine has the
+corpus in minutes) and renders and measures the rest; a replay whose espeak-ng output differs from the
+digest (another espeak-ng build) is rendered and measured afresh. ``--save-records`` adds a build's clips to
+the file; ``--no-records`` measures everything.
 """
 
 from __future__ import annotations
@@ -65,6 +72,9 @@ HERE = Path(__file__).resolve().parent
 TEXT_DIR = HERE / "text"
 TESTLISTS = HERE.parents[1] / "sparktts" / "assets" / "testlists"  # the package data (data/testlists links there)
 CALIBRATION_FILE = HERE / "calibration.json"
+# What earlier renders found for each planned clip (espeak settings, measurements, a digest of the PCM):
+# a rebuild replays those settings and measures nothing when espeak-ng gives the same samples.
+RECORDS_FILE = HERE / "records.jsonl.gz"
 
 SR = 16000
 LEVELS = ("very_low", "low", "moderate", "high", "very_high")
@@ -687,18 +697,30 @@ def espeak_version() -> str | None:
     return m.group(1) if m else out.strip()
 
 
-def synthesize(text: str, voice: str, p: int, s: int, g: int = 0):
-    """espeak-ng -> 16 kHz float32 (soxr VHQ), end silences trimmed to 0.1 s; raises RuntimeError."""
+def espeak_wav(text: str, voice: str, p: int, s: int, g: int = 0) -> bytes:
+    """espeak-ng's own output (a 22.05 kHz WAV file's bytes); raises RuntimeError."""
+    cmd = ["espeak-ng", "-v", voice, "-p", str(int(p)), "-s", str(int(s)), "-g", str(int(g)), "--stdout"]
+    proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=60)
+    if proc.returncode != 0 or len(proc.stdout) < 1000:
+        raise RuntimeError(f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:200]}")
+    return proc.stdout
+
+
+def espeak_digest(raw: bytes) -> str:
+    """What identifies espeak-ng's samples: a replay trusts a record only when espeak-ng gives these bytes.
+
+    Taken before resampling, so a machine whose resampler rounds differently still replays the records.
+    """
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def to_16k(raw: bytes):
+    """espeak-ng's WAV -> 16 kHz float32 (soxr VHQ), end silences trimmed to exactly 0.1 s."""
     import numpy as np
     import soundfile as sf
     import soxr
 
-    cmd = ["espeak-ng", "-v", voice, "-p", str(int(p)), "-s", str(int(s)), "-g", str(int(g)), "--stdout"]
-    proc = subprocess.run(cmd,
-                          input=text.encode("utf-8"), capture_output=True, timeout=60)
-    if proc.returncode != 0 or len(proc.stdout) < 1000:
-        raise RuntimeError(f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[:200]}")
-    x, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    x, sr = sf.read(io.BytesIO(raw), dtype="float32")
     if x.ndim > 1:
         x = x.mean(axis=1)
     y = soxr.resample(x, sr, SR, "VHQ").astype(np.float32)
@@ -710,6 +732,11 @@ def synthesize(text: str, voice: str, p: int, s: int, g: int = 0):
     # Exactly 0.1 s before the first and after the last sound (espeak-ng often starts without silence).
     head, tail = pad - (loud[0] - max(0, loud[0] - pad)), pad - (min(len(y), loud[-1] + pad) - loud[-1])
     return np.concatenate([np.zeros(head, np.float32), seg, np.zeros(tail, np.float32)])
+
+
+def synthesize(text: str, voice: str, p: int, s: int, g: int = 0):
+    """espeak-ng -> 16 kHz float32 (soxr VHQ), end silences trimmed to 0.1 s; raises RuntimeError."""
+    return to_16k(espeak_wav(text, voice, p, s, g))
 
 
 def to_int16(y):
@@ -886,8 +913,6 @@ def render_item(args: tuple[dict, str, int]) -> dict:
     out = Path(out_dir)
     rel = f"wavs/{item['utt']}.wav"
     try:
-        import soundfile as sf
-
         req_mel, req_sps = item["target_mel"], item["target_sps"]
         tried: list[tuple[int, int, int]] = []
         renders: dict[tuple[int, int, int], object] = {}
@@ -909,15 +934,79 @@ def render_item(args: tuple[dict, str, int]) -> dict:
             if m["speed_measured"] != item["speed"]:
                 req_sps *= item["target_sps"] / max(m["speed_sps"], 1e-3)
         _score, y16, m, (p, s, g), attempts = best
-        tmp = out / "wavs" / f".{item['utt']}.tmp.wav"
-        sf.write(tmp, y16, SR, subtype="PCM_16", format="WAV")
-        os.replace(tmp, out / rel)
+        _write_wav(out, rel, y16)
+        digest = espeak_digest(espeak_wav(item["text"], item["speaker"], p, s, g))
         return {**item, "audio": rel, "lang": "en", **m, "duration_s": round(len(y16) / SR, 3),
                 "espeak": {"voice": item["speaker"], "p": p, "s": s, "g": g}, "attempts": attempts,
-                "renders": len(renders),
+                "renders": len(renders), "espeak_digest": digest,
                 "key": item_key(item)}
     except Exception as exc:  # noqa: BLE001 - a bad render is recorded and skipped, never fatal
         return {**item, "error": f"{type(exc).__name__}: {exc}", "key": item_key(item)}
+
+
+def _write_wav(out: Path, rel: str, y16) -> None:
+    import soundfile as sf
+
+    tmp = out / "wavs" / f".{Path(rel).stem}.tmp.wav"
+    sf.write(tmp, y16, SR, subtype="PCM_16", format="WAV")
+    os.replace(tmp, out / rel)
+
+
+def replay_item(args: tuple[dict, str, int, dict]) -> dict:
+    """Render a clip with the espeak settings a record of it found, measuring nothing (about 30x faster).
+
+    The record is reused only when espeak-ng gives the very bytes it digested; otherwise (another
+    espeak-ng build, say) the clip is rendered and measured afresh by :func:`render_item`.
+    """
+    item, out_dir, retries, known = args
+    e = known["espeak"]
+    try:
+        raw = espeak_wav(item["text"], e["voice"], e["p"], e["s"], e["g"])
+        y16 = to_int16(to_16k(raw)) if espeak_digest(raw) == known["espeak_digest"] else None
+    except Exception:  # noqa: BLE001 - render_item records the failure if it happens again
+        y16 = None
+    if y16 is None:
+        return render_item((item, out_dir, retries))
+    _write_wav(Path(out_dir), known["audio"], y16)
+    return dict(known)
+
+
+def _render(args: tuple[dict, str, int, dict | None]) -> dict:
+    return render_item(args[:3]) if args[3] is None else replay_item(args)
+
+
+def read_known_records(path: Path = RECORDS_FILE) -> dict[str, dict]:
+    """``utt -> record`` of a saved records file (gzip JSON lines); empty when there is none."""
+    import gzip
+
+    if not path.is_file():
+        return {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return {r["utt"]: r for r in map(json.loads, f)}
+
+
+def save_records(out: Path, path: Path = RECORDS_FILE) -> int:
+    """Add ``out``'s good clips to the records file (digesting espeak-ng's output where a record lacks it).
+
+    Records of other clips already in the file are kept, so corpora of any size share one file; it is
+    written sorted, with no timestamp, so the same records give the same bytes. Returns its size in clips.
+    """
+    import gzip
+
+    known = read_known_records(path)
+    for r in _read_records(out / ".records.jsonl").values():
+        if "error" in r or not (out / r["audio"]).is_file():
+            continue
+        if "espeak_digest" not in r:
+            e = r["espeak"]
+            r = {**r, "espeak_digest": espeak_digest(espeak_wav(r["text"], e["voice"], e["p"], e["s"], e["g"]))}
+        known[r["utt"]] = r
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        for utt in sorted(known):
+            f.write((json.dumps(known[utt], ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+    os.replace(tmp, path)
+    return len(known)
 
 
 MANIFEST_FIELDS = ("audio", "text", "speaker", "lang", "gender", "pitch", "speed")
@@ -979,8 +1068,12 @@ def summarize(train: list[dict], heldout: list[dict], failed: list[dict], held_w
 
 
 def build(out: Path, n: int, n_heldout: int, seed: int, jobs: int = 1, retries: int = 2,
-          calibrate_here: bool = False, progress: bool = True) -> dict:
-    """Render the corpus into ``out`` (resumable) and return the summary."""
+          calibrate_here: bool = False, progress: bool = True, records: Path | None = RECORDS_FILE) -> dict:
+    """Render the corpus into ``out`` (resumable) and return the summary.
+
+    Clips found in ``records`` (:func:`save_records`) with the same plan are replayed from their
+    espeak settings instead of being measured again (None: render and measure everything).
+    """
     out.mkdir(parents=True, exist_ok=True)
     (out / "wavs").mkdir(exist_ok=True)
     version = espeak_version()
@@ -1005,18 +1098,21 @@ def build(out: Path, n: int, n_heldout: int, seed: int, jobs: int = 1, retries: 
         if r is not None and r.get("key") == item_key(it) and ("error" in r or (out / r["audio"]).exists()):
             continue
         todo.append(it)
+    known = read_known_records(records) if records is not None else {}
+    replay = {it["utt"]: r for it in todo if (r := known.get(it["utt"])) is not None
+              and r.get("key") == item_key(it) and "espeak_digest" in r}
     from tqdm.auto import tqdm
 
     if rec_path.exists() and rec_path.stat().st_size and not rec_path.read_bytes().endswith(b"\n"):
         with open(rec_path, "a", encoding="utf-8") as f:
             f.write("\n")  # end a line cut by an interrupted run, so the next record starts cleanly
     with open(rec_path, "a", encoding="utf-8") as rec_f:
-        args = [(it, str(out), retries) for it in todo]
+        args = [(it, str(out), retries, replay.get(it["utt"])) for it in todo]
         if jobs > 1 and len(todo) > 1:
             import multiprocessing as mp
 
             with mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(cal,)) as pool:
-                it_res = pool.imap(render_item, args, chunksize=4)
+                it_res = pool.imap(_render, args, chunksize=4)
                 for r in tqdm(it_res, total=len(todo), desc="render", disable=not progress):
                     rec_f.write(json.dumps(r, ensure_ascii=False) + "\n")
                     rec_f.flush()
@@ -1024,7 +1120,7 @@ def build(out: Path, n: int, n_heldout: int, seed: int, jobs: int = 1, retries: 
         else:
             _worker_init(cal)
             for a in tqdm(args, desc="render", disable=not progress):
-                r = render_item(a)
+                r = _render(a)
                 rec_f.write(json.dumps(r, ensure_ascii=False) + "\n")
                 rec_f.flush()
                 old[r["utt"]] = r
@@ -1056,6 +1152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="recalibrate the voices into OUT/calibration.json (default: data/corpus/calibration.json "
                          "when it was made with the installed espeak-ng version)")
     ap.add_argument("--plan-only", action="store_true", help="write OUT/plan.jsonl (texts + labels), render nothing")
+    ap.add_argument("--records", type=Path, default=RECORDS_FILE,
+                    help="replay the clips this records file holds instead of measuring them again "
+                         "(default: data/corpus/records.jsonl.gz)")
+    ap.add_argument("--no-records", action="store_true", help="render and measure every clip")
+    ap.add_argument("--save-records", action="store_true",
+                    help="then add OUT's clips to the --records file, so later builds replay them")
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if a.plan_only:
@@ -1066,8 +1168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "pitch": Counter(r["pitch"] for r in train), "speed": Counter(r["speed"] for r in train),
                           "gender": Counter(r["gender"] for r in train)}, indent=1))
         return 0
-    summary = build(a.out, a.n, a.heldout, a.seed, jobs=a.jobs, retries=a.retries, calibrate_here=a.calibrate)
+    records = None if a.no_records else a.records
+    summary = build(a.out, a.n, a.heldout, a.seed, jobs=a.jobs, retries=a.retries, calibrate_here=a.calibrate,
+                    records=records)
     print(json.dumps(summary, indent=1))
+    if a.save_records:
+        print(f"{a.records}: {save_records(a.out, a.records)} clips", file=sys.stderr)
     return 0
 
 
