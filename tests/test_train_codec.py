@@ -231,6 +231,17 @@ def test_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data_dir, tin
     assert any(s.endswith("broken.wav") for s in skipped)
 
 
+def test_time_budget_stops_with_a_checkpoint_that_resumes(tmp_path, data_dir):
+    cfg = tiny(max_steps=3)
+    run = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "run", device="cpu", max_time=1e-6)
+    assert [r["step"] for r in rows(run)] == [1]  # past the budget after the first step: stopped there
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000001"]
+    train_codec(cfg, data_dir / "manifest.jsonl", run, resume=True, device="cpu", max_time=3600)
+    assert [r["step"] for r in rows(run)] == [1, 2, 3]
+    with pytest.raises(ConfigError, match="max_time must be a positive"):
+        train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "bad", device="cpu", max_time=0)
+
+
 def test_two_processes_gloo_loss_falls(tmp_path, data_dir):
     cfg_path = tmp_path / "tiny.yaml"
     data = yaml.safe_load((ROOT / "sparktts/train/presets/codec/tiny.yaml").read_text())

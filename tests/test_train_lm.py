@@ -358,6 +358,10 @@ def test_cli_prepare_train_resume_export(tiny_release: Path, tmp_path: Path, cap
     assert main([*common, "--max-steps", "1"]) == 0
     assert main([*common, "--max-steps", "2", "--resume"]) == 0
     assert pd.read_csv(run / "metrics.csv")["step"].tolist() == [1, 2]
+    # A budget already spent after one step: the run stops there with a checkpoint.
+    assert main([*common, "--max-steps", "4", "--resume", "--max-minutes", "1e-9"]) == 0
+    assert pd.read_csv(run / "metrics.csv")["step"].tolist() == [1, 2, 3]
+    assert latest_checkpoint(run).name == "step-00000003"
     assert main(["export", str(run), "--out", str(out)]) == 0
     assert (out / "LLM" / "model.safetensors").is_file()
     assert main([*common]) == 2  # a second fresh run into the same folder

@@ -3,8 +3,9 @@
 The contract scripts and CI rely on (options may be added, never removed)::
 
     sparktts prepare MANIFEST --model_dir DIR --out DATA_DIR
-    sparktts train codec --config FILE|PRESET --data DATA --out RUN_DIR [--max-steps N] [--resume]
-    sparktts train lm --config FILE|PRESET --data DATA_DIR --out RUN_DIR [--init MODEL_DIR] [--max-steps N] [--resume]
+    sparktts train codec --config FILE|PRESET --data DATA --out RUN_DIR [--max-steps N] [--max-minutes M] [--resume]
+    sparktts train lm --config FILE|PRESET --data DATA_DIR --out RUN_DIR [--init MODEL_DIR] [--max-steps N]
+        [--max-minutes M] [--resume]
     sparktts export RUN_DIR --out MODEL_DIR
 
 Each command is a thin wrapper: the module that does the work adds its own options
@@ -41,6 +42,8 @@ def _trainer_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=int, default=None,
                    help="Stop after this many optimiser steps (default: the config's)")
     p.add_argument("--resume", action="store_true", help="Continue the run in --out from its last checkpoint")
+    p.add_argument("--max-minutes", "--max_minutes", dest="max_time", type=lambda m: float(m) * 60, default=None,
+                   help="Also stop, with a checkpoint, after this many minutes of training (a session's budget)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -216,6 +216,28 @@ def read_metrics(run_dir: str | os.PathLike):
     return pd.read_csv(path)
 
 
+class Deadline:
+    """A wall-clock budget for a training loop (``max_time`` seconds; None: none), the same on every process.
+
+    ``reached(acc)`` is true on every rank once the main one is past the budget (one reduction a step,
+    only when a budget is set), so all processes stop at the same step and write one checkpoint.
+    """
+
+    def __init__(self, max_time: float | None):
+        if max_time is not None and max_time <= 0:
+            raise ConfigError(f"max_time must be a positive number of seconds, got {max_time}")
+        self.max_time = max_time
+        self.start = time.monotonic()
+
+    def reached(self, acc: Any) -> bool:
+        if self.max_time is None:
+            return False
+        import torch
+
+        late = torch.tensor(float(time.monotonic() - self.start >= self.max_time), device=acc.device)
+        return bool(acc.reduce(late, reduction="sum") > 0)
+
+
 def reset_accelerator_state() -> None:
     """Let the next ``accelerate.Accelerator`` take its own precision and accumulation settings.
 

@@ -44,6 +44,7 @@ from ...errors import ConfigError
 from ..config import to_dict
 from ..run import (
     CHECKPOINTS_DIR,
+    Deadline,
     MetricsLogger,
     TrainingError,
     prepare_run_dir,
@@ -293,7 +294,7 @@ def _loader(cfg: CodecTrainConfig, data: str | os.PathLike, run_dir: Path, start
 
 def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
                 max_steps: int | None = None, resume: bool = False, init: str | os.PathLike | None = None,
-                device: str | None = None) -> Path:
+                device: str | None = None, max_time: float | None = None) -> Path:
     """Train (or with ``resume`` continue) BiCodec; returns the run directory.
 
     ``config``: YAML path, preset name (``tiny``, ``small``, ``release``) or :class:`CodecTrainConfig`.
@@ -301,6 +302,7 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     optimiser steps are done (default: the config's; the schedule always uses the config's).
     ``init``: a release (or its ``BiCodec/``) to start from instead of random weights.
     ``device``: ``"cpu"`` forces the CPU; default: what accelerate picks (GPU when there is one).
+    ``max_time``: also stop, with a checkpoint, after this many seconds of training (a session's budget).
     """
     cfg = load_codec_config(config)
     if init is not None and not resume:
@@ -322,12 +324,15 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     logger = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=step if resume else None)
     batches = iter(_loader(cfg, data, run_dir, step, acc))
     saved = step
+    deadline = Deadline(max_time)
     try:
         while step < stop:
             metrics = trainer.train_step([next(batches) for _ in range(cfg.grad_accum_steps)], step)
             step += 1
             if not all(math.isfinite(v) for v in metrics.values()):
                 raise TrainingError(f"step {step}: non-finite loss {metrics}; lower optim.lr or check the data.")
+            if deadline.reached(acc):
+                stop = step
             if step % cfg.log_every == 0 or step == stop:
                 logger.log(step, metrics)
                 if acc.is_main_process:
@@ -351,6 +356,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> str:
     run_dir = train_codec(args.config, args.data, args.out, max_steps=args.max_steps, resume=args.resume,
-                          init=getattr(args, "init", None), device=getattr(args, "device", None))
+                          init=getattr(args, "init", None), device=getattr(args, "device", None),
+                          max_time=args.max_time)
     # Under torchrun / accelerate launch only the main process reports the run directory.
     return str(run_dir) if int(os.environ.get("RANK", "0")) == 0 else ""

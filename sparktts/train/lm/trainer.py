@@ -44,6 +44,7 @@ from sparktts.train.lm.data import IGNORE_INDEX, ExampleStats, TrainingExample, 
 from sparktts.train.lm.model import build_model, write_base
 from sparktts.train.run import (
     CHECKPOINTS_DIR,
+    Deadline,
     MetricsLogger,
     TrainingError,
     list_checkpoints,
@@ -297,7 +298,7 @@ def _mixed_precision(precision: str, device: str | None) -> str:
 
 def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
              init: str | os.PathLike | None = None, max_steps: int | None = None, resume: bool = False,
-             device: str | None = None, lora: bool | None = None) -> Path:
+             device: str | None = None, lora: bool | None = None, max_time: float | None = None) -> Path:
     """Train (or, with ``init``, fine-tune) the LLM on a prepared data folder; returns the run directory.
 
     Args:
@@ -310,6 +311,7 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         resume: continue the run in ``out`` from its latest checkpoint.
         device: "cpu" forces CPU; None lets accelerate pick (the GPU of this rank when there is one).
         lora: override ``config.lora.enabled``.
+        max_time: also stop, with a checkpoint, after this many seconds of training (a session's budget).
 
     Raises:
         ConfigError: bad or changed config, a checkpoint from another config.
@@ -351,14 +353,18 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         log.info("resumed from %s", ckpt)
     stop = cfg.max_steps if max_steps is None else min(max_steps, cfg.max_steps)
     metrics = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=trainer.step if resume else None)
+    deadline = Deadline(max_time)
     try:
         while trainer.step < stop:
             values = trainer.train_step()
-            if trainer.step % cfg.log_every == 0 or trainer.step == stop:
+            last = trainer.step == stop or deadline.reached(acc)
+            if trainer.step % cfg.log_every == 0 or last:
                 metrics.log(trainer.step, values)
                 log.info("step %d loss %.4f lr %.2e", trainer.step, values["loss"], values["lr"])
-            if trainer.step % cfg.save_every == 0 or trainer.step == stop:
+            if trainer.step % cfg.save_every == 0 or last:
                 trainer.save(run_dir)
+            if last:
+                break
     finally:
         metrics.close()
     acc.wait_for_everyone()
@@ -382,4 +388,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> str:
     """``sparktts train lm``: train, print the run directory."""
     return str(train_lm(args.config, args.data, args.out, init=args.init, max_steps=args.max_steps,
-                        resume=args.resume, device=args.device, lora=args.lora))
+                        resume=args.resume, device=args.device, lora=args.lora, max_time=args.max_time))
