@@ -188,7 +188,11 @@ def validate(cfg: CodecTrainConfig, where: str) -> CodecTrainConfig:
             raise ConfigError(f"{where}: {name} must be at least 1.")
     if cfg.data.batch_size < 1 or cfg.data.segment_seconds <= 0 or cfg.data.ref_seconds <= 0:
         raise ConfigError(f"{where}: data.batch_size, segment_seconds and ref_seconds must be positive.")
-    return dataclasses.replace(cfg, model=model.to_dict())
+    w2v = cfg.wav2vec2
+    if w2v.pretrained is not None and Path(w2v.pretrained).expanduser().exists():
+        # Absolute in the run's config.yaml: export and --resume may run from another folder.
+        w2v = dataclasses.replace(w2v, pretrained=str(Path(w2v.pretrained).expanduser().resolve()))
+    return dataclasses.replace(cfg, model=model.to_dict(), wav2vec2=w2v)
 
 
 def load_codec_config(source: str | Path | CodecTrainConfig, overrides: dict[str, Any] | None = None
