@@ -74,23 +74,35 @@ def test_gpu_recipe_runs_end_to_end_and_its_release_comes_back(tmp_path: Path) -
     decoder.update(data=tiny["data"], loss=tiny["loss"], discriminator={**tiny["discriminator"], "start_step": 0})
     (tmp_path / "decoder.yaml").write_text(yaml.safe_dump(decoder))
     work, out = tmp_path / "work", tmp_path / "out"
-    env = {**os.environ, "WORK": str(work), "OUT": str(out), "N": "6", "HELDOUT": "2", "PYTHON": sys.executable,
+    env = {**os.environ, "WORK": str(work), "OUT": str(out), "N": "16", "HELDOUT": "2", "PYTHON": sys.executable,
            "CODEC_MINUTES": "1e-6", "TRAIN_MINUTES": "1e-6", "CODEC_CONFIG": "tiny", "LM_CONFIG": "tiny",
            "DECODER_CONFIG": str(tmp_path / "decoder.yaml")}
     done = subprocess.run(["bash", str(HERE / "gpu_build.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     names = sorted(p.name for p in out.iterdir())
-    assert "codec-a" not in names and "runs.tar.gz" in names and "release.tar.000" in names
+    assert "codec-a" not in names and "work.tar.gz" in names and "release.tar.000" in names
     assert len(names) <= 8 and all(p.stat().st_size <= 16 * 2**20 for p in out.iterdir())  # what the tool returns
     # One step each (the budget was spent at once), with checkpoints the runs resume from.
     for run in ("codec-a-run", "codec-b-run", "lm-run"):
         assert (work / run / "metrics.csv").read_text().splitlines()[1].startswith("1,"), run
     shipped = json.loads((work / "release" / "export.json").read_text())
     assert shipped["codec_dir"] == str((work / "codec-b").resolve())
-    release = transfer.unpack(out, tmp_path / "release", runs=tmp_path / "runs")
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["codec-a-run", "codec-b-run", "lm-run"]
-    assert (tmp_path / "runs" / "lm-run" / "metrics.csv").is_file()
+    home = tmp_path / "home"  # the working folder here, as build.py's eval stage reads it
+    release = transfer.unpack(out, tmp_path / "release", work=home)
+    assert sorted(p.name for p in home.iterdir()) == ["build.json", "codec-a-run", "codec-b-run", "codec-b.log",
+                                                      "corpus.log", "corpus_summary.json", "lm-run"]
+    assert json.loads((home / "build.json").read_text()) == {"codec-a": 1, "lm": 1, "codec-b": 1}
+    assert (home / "lm-run" / "metrics.csv").is_file() and not (home / "lm-run" / "checkpoints").exists()
+    assert json.loads((home / "corpus_summary.json").read_text())["config"]["n"] == 16
     tts = SparkTTS.from_pretrained(release, device="cpu")
     result = tts.create("A short test.", "female", "moderate", "moderate", seed=0, max_new_tokens=48)
     assert result.global_tokens.shape[-1] == 32
+    # Scored and carded here as the CPU recipe's releases are: the corpus replayed, the shipped codec's
+    # round trip, cloning and creation, MODEL_CARD.md from the GPU runs' records.
+    build = load_script("data/builtin/build.py", "builtin_build")
+    assert build.main(["--work", str(home), "--out", str(release), "--stages", "corpus", "eval", "--n", "16",
+                       "--heldout", "2", "--jobs", "1", "--asr-model", "tiny.en"]) == 0
+    assert (home / "eval" / "codec-b-1" / "summary.json").is_file()
+    card = (release / "MODEL_CARD.md").read_text()
+    assert "| codec-b |" in card and "| lm |" in card and "codec round trip WER (Whisper tiny.en)" in card

@@ -217,19 +217,30 @@ def build(args: argparse.Namespace) -> None:
                 shutil.move(str(part), tmp / part.name)
             release.rmdir()
     if "eval" in stages and not args.no_eval:
+        roundtrip = _roundtrip_eval(work, out)
+        if not (roundtrip / "summary.json").is_file():  # the codec stage scores its phases; a GPU build does not
+            _eval_codec(args, work, corpus, out, roundtrip.name)
         _eval_release(args, work, corpus, out)
         _write_card(args, work, corpus, out)
 
 
+def _roundtrip_eval(work: Path, release: Path) -> Path:
+    """``WORK/eval/<phase>-<step>``: the round trip of the codec the release ships (its export.json names it)."""
+    import json
+
+    shipped = Path(json.loads((release / "export.json").read_text())["codec_dir"]).name
+    return work / "eval" / f"{shipped}-{_exported_steps(work).get(shipped)}"
+
+
 def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -> None:
-    """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``)."""
+    """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``): every phase that
+    ``WORK/build.json`` records (this recipe's, or ``gpu_build.sh``'s, whose configs its runs keep)."""
     card = _load("model_card", HERE / "model_card.py")
-    steps = _exported_steps(work)
-    codec = codec_phases(args.codec_config)
-    runs = [(p.name, work / f"{p.name}-run", steps[p.name], p.config) for p in (*codec, *LM_PHASES)
-            if p.name in steps]
-    evals = {"roundtrip": work / "eval" / f"{codec[-1].name}-{steps.get(codec[-1].name)}",
-             "clone": work / "eval" / "clone", "create": work / "eval" / "create"}
+    configs = {p.name: p.config for p in (*codec_phases(args.codec_config), *LM_PHASES)}
+    runs = [(name, work / f"{name}-run", step, configs.get(name, str(work / f"{name}-run" / "config.yaml")))
+            for name, step in _exported_steps(work).items()]
+    evals = {"roundtrip": _roundtrip_eval(work, out), "clone": work / "eval" / "clone",
+             "create": work / "eval" / "create"}
     card.write_model_card(out / "MODEL_CARD.md",
                           card.model_card(out, corpus / "manifest.jsonl", corpus / "heldout.jsonl", runs, evals))
 

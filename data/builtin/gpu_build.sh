@@ -11,11 +11,14 @@
 # Every step is a plain sparktts command; data/builtin/build.py is the CPU recipe of the same stages.
 # Here first (PyPI reachable): bash data/builtin/gpu_prep.sh   (wheels and espeak-ng into .device/)
 # Then with the device tool:   run(command="bash data/builtin/gpu_build.sh", carry=[".device"], timeout_s=600)
-# And here, on what came back: python data/builtin/transfer.py unpack FILES_AT RELEASE --runs RUNS
+# And here, on what came back (FILES_AT), into a working folder W:
+#   python data/builtin/transfer.py unpack FILES_AT data/builtin/release --work W
+#   python data/builtin/build.py --work W --out data/builtin/release --stages corpus eval --n N --jobs 1
+# (N: W/corpus_summary.json's config.n) scores the release and writes its MODEL_CARD.md.
 #
-# $OUT gets release.tar.NNN (the release in bfloat16 pieces, transfer.py) and runs.tar.gz (each run's
-# config, metrics and run.json), and codec-a.tar.NNN as soon as phase A is exported (kept only when
-# the release could not be made). Environment: WORK (default /tmp/sparktts-gpu), OUT (default
+# $OUT gets release.tar.NNN (the release in bfloat16 pieces, transfer.py) and work.tar.gz (each run's
+# config, metrics and run.json, build.json, the corpus summary, logs), and codec-a/ as soon as phase A
+# is exported (kept only when the release could not be made). Environment: WORK (default /tmp/sparktts-gpu), OUT (default
 # WORK/out), N training clips (default: every clip the records hold), HELDOUT (200), PYTHON (python3),
 # CODEC_MINUTES, TRAIN_MINUTES; CODEC_CONFIG, DECODER_CONFIG, LM_CONFIG (default: the *_gpu.yaml here).
 set -euo pipefail
@@ -77,8 +80,19 @@ fi
 stamp "release"
 rm -rf "$WORK/release" && sp export "$WORK/lm-run" --out "$WORK/release" "${codec[@]}"
 runs=("$WORK/codec-a-run" "$WORK/lm-run")
-[ -d "$WORK/codec-b-run" ] && runs+=("$WORK/codec-b-run")
-"$py" "$here/transfer.py" pack "$WORK/release" "$OUT" --runs "${runs[@]}"
+[ -d "$WORK/codec-b" ] && runs+=("$WORK/codec-b-run")
+# build.json as data/builtin/build.py keeps it (phase -> exported step), so its eval stage and model card
+# work on this build too; the corpus summary says which clips it trained on.
+"$py" - "$WORK" "${runs[@]}" <<'PY'
+import json, sys
+from pathlib import Path
+from sparktts.train.run import read_metrics
+work, runs = Path(sys.argv[1]), [Path(r) for r in sys.argv[2:]]
+steps = {r.name.removesuffix("-run"): int(read_metrics(r)["step"].iloc[-1]) for r in runs}
+(work / "build.json").write_text(json.dumps(steps, indent=1))
+PY
+cp "$WORK/corpus/summary.json" "$WORK/corpus_summary.json"
+"$py" "$here/transfer.py" pack "$WORK/release" "$OUT" --runs "${runs[@]}" \
+    --extra "$WORK/build.json" "$WORK/corpus_summary.json" "$WORK/corpus.log" "$WORK/codec-b.log"
 rm -rf "$OUT/codec-a"  # the release holds phase A's tokenizer side; the returned files have a size limit
-cp "$WORK/corpus.log" "$WORK/codec-b.log" "$OUT/" 2>/dev/null || true
 stamp "done"; ls -la "$OUT"

@@ -1,15 +1,17 @@
 """Carry a release (and its runs' records) back from the GPU machine in pieces the device tool returns.
 
-    python data/builtin/transfer.py pack RELEASE OUT [--runs RUN ...]   # on the GPU machine (gpu_build.sh)
-    python data/builtin/transfer.py unpack FOLDER RELEASE [--runs DIR]  # here, on the files that came back
+    python data/builtin/transfer.py pack RELEASE OUT [--runs RUN ...] [--extra FILE ...]  # GPU machine
+    python data/builtin/transfer.py unpack FOLDER RELEASE [--work DIR]   # here, on the files that came back
 
 The device tool brings back at most 8 files of 16 MiB, 64 MiB in all, while a float32 release of the
 GPU recipe is about 85 MB. ``pack`` stores every float32 tensor of the release's safetensors files as
 bfloat16 (half the bytes), tars the release and cuts it into 15 MiB pieces (``release.tar.000``, ...);
-with ``--runs`` it adds ``runs.tar.gz``: each run's ``config.yaml``, ``run.json``, ``metrics.csv`` and
-``examples.json`` (what the model card reads), without checkpoints. ``unpack`` joins the pieces, turns
-the bfloat16 tensors back into float32 (exact: every bfloat16 value is a float32 value) and writes the
-release folder whole or not at all; the weights are the trained ones rounded to bfloat16.
+with ``--runs`` / ``--extra`` it adds ``work.tar.gz``: each run's ``config.yaml``, ``run.json``,
+``metrics.csv`` and ``examples.json`` (what the model card reads; no checkpoints) as ``RUN_NAME/...``,
+and the extra files (``build.json``, logs) at its top. ``unpack`` joins the pieces, turns the bfloat16
+tensors back into float32 (exact: every bfloat16 value is a float32 value) and writes the release
+folder whole or not at all (the weights are the trained ones rounded to bfloat16); ``--work`` gets
+what ``work.tar.gz`` holds, laid out as the build's working folder.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def _cast(path: Path, src, dst) -> None:
     save_file({k: v.to(dst) if v.dtype == src else v for k, v in tensors.items()}, str(path))
 
 
-def pack(release: Path, out: Path, runs: list[Path] = ()) -> list[Path]:
-    """``release`` -> ``out/release.tar.NNN`` pieces (+ ``out/runs.tar.gz``); returns the files written."""
+def pack(release: Path, out: Path, runs: list[Path] = (), extra: list[Path] = ()) -> list[Path]:
+    """``release`` -> ``out/release.tar.NNN`` pieces (+ ``out/work.tar.gz``); returns the files written."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
@@ -48,13 +50,15 @@ def pack(release: Path, out: Path, runs: list[Path] = ()) -> list[Path]:
         piece = out / f"release.tar.{i // PIECE:03d}"
         piece.write_bytes(blob[i:i + PIECE])
         written.append(piece)
-    if runs:
-        with tarfile.open(out / "runs.tar.gz", "w:gz") as t:
+    if runs or extra:
+        with tarfile.open(out / "work.tar.gz", "w:gz") as t:
             for run in runs:
                 for name in RUN_RECORDS:
                     if (run / name).is_file():
                         t.add(run / name, f"{run.name}/{name}")
-        written.append(out / "runs.tar.gz")
+            for f in extra:
+                t.add(f, f.name)
+        written.append(out / "work.tar.gz")
     return written
 
 
@@ -65,8 +69,8 @@ def _tar(folder: Path, name: str) -> bytes:
     return buf.getvalue()
 
 
-def unpack(folder: Path, release: Path, runs: Path | None = None) -> Path:
-    """The pieces in ``folder`` -> the float32 release folder ``release`` (and the runs' records)."""
+def unpack(folder: Path, release: Path, work: Path | None = None) -> Path:
+    """The pieces in ``folder`` -> the float32 release folder ``release`` (and ``work.tar.gz`` into ``work``)."""
     import torch
 
     from sparktts.fileio import atomic_dir
@@ -83,10 +87,10 @@ def unpack(folder: Path, release: Path, runs: Path | None = None) -> Path:
         (tmp / "release").rmdir()
         for weights in tmp.rglob("*.safetensors"):
             _cast(weights, torch.bfloat16, torch.float32)
-    if runs is not None and (folder / "runs.tar.gz").is_file():
-        runs.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(folder / "runs.tar.gz", "r:gz") as t:
-            t.extractall(runs, filter="data")
+    if work is not None and (folder / "work.tar.gz").is_file():
+        work.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(folder / "work.tar.gz", "r:gz") as t:
+            t.extractall(work, filter="data")
     return release
 
 
@@ -97,16 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("release", type=Path)
     a.add_argument("out", type=Path)
     a.add_argument("--runs", type=Path, nargs="*", default=[], help="run folders whose records to add")
+    a.add_argument("--extra", type=Path, nargs="*", default=[], help="files to add beside the runs")
     b = sub.add_parser("unpack", help="pieces -> float32 release folder")
     b.add_argument("folder", type=Path)
     b.add_argument("release", type=Path)
-    b.add_argument("--runs", type=Path, default=None, help="where to put the runs' records")
+    b.add_argument("--work", type=Path, default=None, help="where to put the runs' records and extra files")
     args = p.parse_args(argv)
     if args.command == "pack":
-        for f in pack(args.release, args.out, args.runs):
+        for f in pack(args.release, args.out, args.runs, args.extra):
             print(f"{f} {f.stat().st_size / 2**20:.1f} MiB")
     else:
-        print(unpack(args.folder, args.release, args.runs))
+        print(unpack(args.folder, args.release, args.work))
     return 0
 
 
