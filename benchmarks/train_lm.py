@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=4.0, help="speech per clip (sets the sequence length)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
+                   help="override the preset's precision (bf16 autocast on a CPU is fast only with AMX)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from sparktts.train.lm.trainer import BASE_DIR, LMTrainer, build_model, write_base
 
     cfg = load_config(LMTrainConfig, args.preset, "lm")
-    cfg = dataclasses.replace(cfg, max_steps=max(cfg.max_steps, args.steps + args.warmup))
+    cfg = dataclasses.replace(cfg, max_steps=max(cfg.max_steps, args.steps + args.warmup),
+                              precision=args.precision or cfg.precision)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = synthetic_data(tmp / "data", clips=cfg.batch_size * (args.steps + args.warmup), seconds=args.seconds)
@@ -91,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
     result = {
-        "preset": args.preset, "device": args.device, "threads": args.threads, "parameters": n_params,
+        "preset": args.preset, "device": args.device, "threads": args.threads, "precision": cfg.precision,
+        "parameters": n_params,
         "batch_size": cfg.batch_size, "mean_sequence_tokens": tokens / (args.steps * cfg.batch_size),
         "steps": args.steps, "seconds": round(dt, 3), "steps_per_s": round(args.steps / dt, 4),
         "tokens_per_s": round(tokens / dt, 1), "skipped_too_long": stats.skipped_too_long,
