@@ -45,7 +45,7 @@ Cost: about 1.8 clips/s with ``--jobs 2`` on 2 shared cores (pyin F0 dominates; 
 F0 measurement); 6000 + 200 clips take about an hour and give about 7 hours of audio.
 
 Records: ``records.jsonl.gz`` beside this script (committed) keeps what earlier renders found for each
-planned clip: its final espeak settings, its measurements and a digest of its samples. A build replays
+planned clip: its final espeak settings, its measurements and a digest of espeak-ng's output. A build replays
 the clips it holds (espeak-ng only, no F0: about 27 clips/s on one core, so a fresh machine has the
 corpus in minutes) and renders and measures the rest; a replay whose espeak-ng output differs from the
 digest (another espeak-ng build) is rendered and measured afresh. ``--save-records`` adds a build's clips to
@@ -72,8 +72,8 @@ HERE = Path(__file__).resolve().parent
 TEXT_DIR = HERE / "text"
 TESTLISTS = HERE.parents[1] / "sparktts" / "assets" / "testlists"  # the package data (data/testlists links there)
 CALIBRATION_FILE = HERE / "calibration.json"
-# What earlier renders found for each planned clip (espeak settings, measurements, a digest of the PCM):
-# a rebuild replays those settings and measures nothing when espeak-ng gives the same samples.
+# What earlier renders found for each planned clip (espeak settings, measurements, a digest of espeak-ng's
+# output): a rebuild replays those settings and measures nothing when espeak-ng gives the same bytes.
 RECORDS_FILE = HERE / "records.jsonl.gz"
 
 SR = 16000
@@ -891,19 +891,21 @@ _RENDER_VERSION = 5
 def _settle_speed(item: dict, cal: dict, req_mel: float, req_sps: float, renders: dict, tries: int):
     """Re-render until the syllable rate lands in the intended speed level (cheap: no F0 needed).
 
-    Returns (espeak setting, int16 audio, the corrected speed request).
+    Returns (espeak setting, int16 audio, the corrected speed request); ``renders`` keeps each setting's
+    (int16 audio, digest of espeak-ng's output).
     """
     c = _control()
     syl = c.count_syllables(item["text"])
     for _ in range(max(1, tries)):
         setting = espeak_settings(cal, item["speaker"], req_mel, req_sps)
         if setting not in renders:
-            renders[setting] = to_int16(synthesize(item["text"], item["speaker"], *setting))
-        sps = syl / max(speech_seconds(renders[setting]), 1e-3)
+            raw = espeak_wav(item["text"], item["speaker"], *setting)
+            renders[setting] = (to_int16(to_16k(raw)), espeak_digest(raw))
+        sps = syl / max(speech_seconds(renders[setting][0]), 1e-3)
         if c.speed_level(sps, "en") == item["speed"]:
             break
         req_sps *= item["target_sps"] / sps
-    return setting, renders[setting], req_sps
+    return setting, renders[setting][0], req_sps
 
 
 def render_item(args: tuple[dict, str, int]) -> dict:
@@ -915,7 +917,7 @@ def render_item(args: tuple[dict, str, int]) -> dict:
     try:
         req_mel, req_sps = item["target_mel"], item["target_sps"]
         tried: list[tuple[int, int, int]] = []
-        renders: dict[tuple[int, int, int], object] = {}
+        renders: dict[tuple[int, int, int], tuple] = {}
         best = None
         for attempt in range(retries + 1):
             setting, y16, req_sps = _settle_speed(item, cal, req_mel, req_sps, renders, tries=retries + 2)
@@ -935,10 +937,9 @@ def render_item(args: tuple[dict, str, int]) -> dict:
                 req_sps *= item["target_sps"] / max(m["speed_sps"], 1e-3)
         _score, y16, m, (p, s, g), attempts = best
         _write_wav(out, rel, y16)
-        digest = espeak_digest(espeak_wav(item["text"], item["speaker"], p, s, g))
         return {**item, "audio": rel, "lang": "en", **m, "duration_s": round(len(y16) / SR, 3),
                 "espeak": {"voice": item["speaker"], "p": p, "s": s, "g": g}, "attempts": attempts,
-                "renders": len(renders), "espeak_digest": digest,
+                "renders": len(renders), "espeak_digest": renders[p, s, g][1],
                 "key": item_key(item)}
     except Exception as exc:  # noqa: BLE001 - a bad render is recorded and skipped, never fatal
         return {**item, "error": f"{type(exc).__name__}: {exc}", "key": item_key(item)}
