@@ -206,6 +206,10 @@ def test_saved_records_replay_the_corpus_without_measuring(built, tmp_path, monk
         for row in rows:
             assert (again / row["audio"]).read_bytes() == (out / row["audio"]).read_bytes()
     assert not list((again / "wavs").glob(".*"))
+    # A clip espeak-ng could not render is recorded as such and skipped again, not retried.
+    rec = mc._read_records(out / ".records.jsonl")["tr_000001"]
+    failed = {**rec, "error": "RuntimeError: espeak-ng failed (1)"}
+    assert mc._render(({k: rec[k] for k in rec if k != "error"}, str(tmp_path), 2, failed)) == failed
 
 
 @needs_espeak

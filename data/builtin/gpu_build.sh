@@ -51,7 +51,7 @@ N=${N:-$("$py" -c "
 import sys; sys.path.insert(0, 'data/corpus'); import make_corpus as mc
 known = mc.read_known_records(); n = 0
 while f'tr_{n:06d}' in known: n += 1
-print(n)")}
+print(n)")}  # the recorded prefix: every clip replays (or is a recorded failure), none is measured
 stamp "corpus: $N training clips, $HELDOUT held out"
 "$py" data/corpus/make_corpus.py --out "$WORK/corpus" --n "$N" --heldout "$HELDOUT" --seed 0 \
     --jobs "$(nproc)" > "$WORK/corpus.log" 2>&1 || { tail -20 "$WORK/corpus.log"; exit 1; }

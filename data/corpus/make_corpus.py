@@ -973,7 +973,10 @@ def replay_item(args: tuple[dict, str, int, dict]) -> dict:
 
 
 def _render(args: tuple[dict, str, int, dict | None]) -> dict:
-    return render_item(args[:3]) if args[3] is None else replay_item(args)
+    known = args[3]
+    if known is None:
+        return render_item(args[:3])
+    return dict(known) if "error" in known else replay_item(args)  # a clip espeak-ng could not render stays out
 
 
 def read_known_records(path: Path = RECORDS_FILE) -> dict[str, dict]:
@@ -987,7 +990,9 @@ def read_known_records(path: Path = RECORDS_FILE) -> dict[str, dict]:
 
 
 def save_records(out: Path, path: Path = RECORDS_FILE) -> int:
-    """Add ``out``'s good clips to the records file (digesting espeak-ng's output where a record lacks it).
+    """Add ``out``'s clips to the records file (digesting espeak-ng's output where a record lacks it).
+
+    Failed clips are kept too (their error), so a replay skips them as the first build did.
 
     Records of other clips already in the file are kept, so corpora of any size share one file; it is
     written sorted, with no timestamp, so the same records give the same bytes. Returns its size in clips.
@@ -996,9 +1001,9 @@ def save_records(out: Path, path: Path = RECORDS_FILE) -> int:
 
     known = read_known_records(path)
     for r in _read_records(out / ".records.jsonl").values():
-        if "error" in r or not (out / r["audio"]).is_file():
+        if "error" not in r and not (out / r["audio"]).is_file():
             continue
-        if "espeak_digest" not in r:
+        if "error" not in r and "espeak_digest" not in r:
             e = r["espeak"]
             r = {**r, "espeak_digest": espeak_digest(espeak_wav(r["text"], e["voice"], e["p"], e["s"], e["g"]))}
         known[r["utt"]] = r
@@ -1101,7 +1106,7 @@ def build(out: Path, n: int, n_heldout: int, seed: int, jobs: int = 1, retries: 
         todo.append(it)
     known = read_known_records(records) if records is not None else {}
     replay = {it["utt"]: r for it in todo if (r := known.get(it["utt"])) is not None
-              and r.get("key") == item_key(it) and "espeak_digest" in r}
+              and r.get("key") == item_key(it) and ("espeak_digest" in r or "error" in r)}
     from tqdm.auto import tqdm
 
     if rec_path.exists() and rec_path.stat().st_size and not rec_path.read_bytes().endswith(b"\n"):
