@@ -76,7 +76,9 @@ def test_notebook_runs(path):
     if path.stem == "01_quickstart":
         shown = shown_syntheses(nb)
         assert [m for m, _, _ in shown] == ["clone", "create", "clone"]  # the last from the fast CPU setting
-        assert re.search(r"LLM kernel: (int8/(fbgemm|onednn)|int8-weight)\n", text), text
+        # quantize="auto" takes what measures fastest here among bf16, int8 (per engine) and int8-weight: on an
+        # AVX2-only EPYC the tiny model's shapes measured bf16 fastest, on AVX-512 ones int8.
+        assert re.search(r"LLM kernel: (bf16|int8/(fbgemm|onednn)|int8-weight)\n", text), text
         assert all(0 < n <= BUDGET and samples == n * HOP for _, n, samples in shown), shown
         assert "Voice(name='newcomer', 32 global tokens, source=created)" in text
         assert re.search(r"Synthesis\(clone, [\d.]+ s, \d+ semantic tokens, seed=1\)", text)

@@ -18,9 +18,10 @@
 #
 # $OUT gets release.tar.NNN (the release in bfloat16 pieces, transfer.py) and work.tar.gz (each run's
 # config, metrics and run.json, build.json, the corpus summary, logs), and codec-a/ as soon as phase A
-# is exported (kept only when the release could not be made). Environment: WORK (default /tmp/sparktts-gpu), OUT (default
-# WORK/out), N training clips (default: every clip the records hold), HELDOUT (200), PYTHON (python3),
-# CODEC_MINUTES, TRAIN_MINUTES; CODEC_CONFIG, DECODER_CONFIG, LM_CONFIG (default: the *_gpu.yaml here).
+# is exported (kept only when the release could not be made).
+# Environment: WORK (default /tmp/sparktts-gpu), OUT (default WORK/out), N training clips (default: the
+# clips the records hold), HELDOUT (200), PYTHON (python3), CODEC_MINUTES, TRAIN_MINUTES, PREPARE_BATCH
+# (32); CODEC_CONFIG, DECODER_CONFIG, LM_CONFIG (default: the *_gpu.yaml files here).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -63,11 +64,12 @@ rm -rf "$WORK/codec-a" && sp export "$WORK/codec-a-run" --out "$WORK/codec-a"
 "$py" "$here/transfer.py" pack "$WORK/codec-a" "$OUT/codec-a" --runs "$WORK/codec-a-run"
 
 stamp "tokens"
-sp prepare "$WORK/corpus/manifest.jsonl" --model_dir "$WORK/codec-a" --out "$WORK/tokens" --batch_size "${PREPARE_BATCH:-32}"
+sp prepare "$WORK/corpus/manifest.jsonl" --model_dir "$WORK/codec-a" --out "$WORK/tokens" \
+    --batch_size "${PREPARE_BATCH:-32}"
 
 stamp "codec phase B beside the LLM"
-(cd "$WORK" && sp train codec --config "$DECODER_CONFIG" --init codec-a --data corpus/manifest.jsonl --out codec-b-run \
-    --max-minutes "$TRAIN_MINUTES" > codec-b.log 2>&1) &
+(cd "$WORK" && sp train codec --config "$DECODER_CONFIG" --init codec-a --data corpus/manifest.jsonl \
+    --out codec-b-run --max-minutes "$TRAIN_MINUTES" > codec-b.log 2>&1) &
 decoder=$!
 sp train lm --config "$LM_CONFIG" --data "$WORK/tokens" --out "$WORK/lm-run" --max-minutes "$TRAIN_MINUTES"
 codec=()
