@@ -219,7 +219,7 @@ def read_metrics(run_dir: str | os.PathLike):
 class Deadline:
     """A wall-clock budget for a training loop (``max_time`` seconds; None: none), the same on every process.
 
-    ``reached(acc)`` is true on every rank once the main one is past the budget (one reduction a step,
+    ``reached(acc)`` is true on every rank once any rank is past the budget (one reduction a step,
     only when a budget is set), so all processes stop at the same step and write one checkpoint.
     """
 
