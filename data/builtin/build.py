@@ -1,34 +1,34 @@
 """Build the built-in Spark-TTS model end to end with the toolkit's own commands, resumably.
 
     python data/builtin/build.py --work WORK --out RELEASE                    # the whole recipe
-    python data/builtin/build.py --work WORK --out RELEASE --stages codec     # only some stages
+    python data/builtin/build.py --work WORK --out RELEASE --stages codec --max-minutes 120
+                                                                              # a session's share of it
     python data/builtin/build.py --work W --out R --n 8 --heldout 2 --codec-config tiny --phase-steps 2
-                                                                              # a smoke run (a minute)
+                                                                              # a smoke run (minutes)
 
-This is the recipe the built-in model followed on a 2-core CPU. Every step is a plain ``sparktts``
-command any user can run on any corpus; this script only chains them. Each stage resumes or skips what
-``WORK`` already holds, so rerun the same command after a kill, a stopped session, or on another machine
-with ``WORK`` copied over. The ``codec`` stage and the ``prepare``/``lm`` stages may run at the same time
-as two processes (the LLM's tokens come from codec phase 2, and phase 3 does not change them).
+The CPU recipe of the built-in model, with the phases of the GPU one (``gpu_build.sh``). Every step is
+a plain ``sparktts`` command any user can run on any corpus; this script only chains them. Each stage
+resumes or skips what ``WORK`` already holds, so rerun the same command after a kill, a stopped session,
+or on another machine with ``WORK`` copied over; ``--max-minutes`` bounds one call (the run in progress
+stops with a resumable checkpoint and is exported). The ``codec`` stage and the ``prepare``/``lm`` stages
+may run at the same time as two processes once codec phase A is done (phase B does not change its tokens).
 
 1. ``corpus``: ``data/corpus/make_corpus.py`` renders the espeak-ng corpus into ``WORK/corpus``
-   (``manifest.jsonl`` for training, ``heldout.jsonl`` never trained on).
-2. ``codec``: three ``sparktts train codec`` runs, each from the export of the one before:
+   (``manifest.jsonl`` for training, ``heldout.jsonl`` never trained on), replaying committed records.
+2. ``codec``: two ``sparktts train codec`` runs:
 
-   * ``codec-1``: ``--codec-config`` (the ``small`` preset), 2,000 steps: the losses without the GAN,
-     the small wav2vec2 trained with the codec (its GAN would start at 2,000, at 6-10 s a step here);
-   * ``codec-2``: ``codec_cpu_phase2.yaml``, 5,000 steps of its 8,000-step schedule: shorter crops,
-     a larger batch, still no GAN;
-   * ``codec-3``: ``codec_cpu_phase3.yaml``: the tokenizer side (wav2vec2, encoder, quantizer, speaker
-     encoder) frozen, the decoder side trained on (``--codec-steps``, default its whole schedule).
+   * ``codec-a``: ``--codec-config`` (``codec_cpu.yaml``), the whole codec from random weights with the
+     small wav2vec2 trained with it, no GAN, to step ``--codec-a-steps``; its tokens are the LLM's;
+   * ``codec-b``: ``--decoder-config`` (``codec_cpu_decoder.yaml``) from codec-a's export: the tokenizer
+     side frozen, the decoder side trained on (``--codec-steps``, default its whole schedule).
 
-   Each phase is exported to ``WORK/codec-N`` and, unless ``--no-eval``, scored with
-   ``python -m sparktts.eval roundtrip`` on the held-out clips (``WORK/eval/codec-N``).
-3. ``prepare``: ``sparktts prepare`` with the codec-2 export into ``WORK/tokens``.
-4. ``lm``: ``lm-1`` (``lm_cpu_clone.yaml``, cloning only, 750 steps), then ``lm-2`` (``lm_cpu.yaml``,
-   cloning and voice creation, from lm-1's export; ``--lm-steps``, default its whole schedule).
-5. ``release``: ``sparktts export lm-2 --codec codec-3`` to ``--out`` (the export checks that codec-3
-   tokenizes exactly as codec-2 did).
+   Each run is exported to ``WORK/<phase>`` whenever it stops and, unless ``--no-eval``, scored with
+   the round trip of the held-out clips (``WORK/eval/<phase>-<step>``).
+3. ``prepare``: ``sparktts prepare`` with the codec-a export into ``WORK/tokens``.
+4. ``lm``: ``sparktts train lm`` with ``--lm-config`` (``lm_cpu.yaml``: cloning and voice creation) on
+   those tokens (``--lm-steps``, default its whole schedule).
+5. ``release``: ``sparktts export lm --codec codec-b`` to ``--out`` (the export checks that codec-b
+   tokenizes exactly as codec-a did).
 6. ``eval``: the release on the held-out sentences (``eval_lists.py``): cloning with speaker
    identification (``WORK/eval/clone``) and voice creation with the attribute checks (``WORK/eval/create``);
    then ``OUT/MODEL_CARD.md`` (``model_card.py``) from the runs and these scores.
@@ -42,6 +42,7 @@ import argparse
 import importlib.util
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,15 +61,34 @@ class Phase:
     stop: int | None
 
 
-def codec_phases(first_config: str) -> tuple[Phase, ...]:
-    return (Phase("codec-1", "codec", first_config, 2000),
-            Phase("codec-2", "codec", str(HERE / "codec_cpu_phase2.yaml"), 5000),
-            Phase("codec-3", "codec", str(HERE / "codec_cpu_phase3.yaml"), None))
+class Budget:
+    """``--max-minutes`` of one call, counted from its first training run: every call trains at least one
+    step (so a tiny budget still moves a run on), and no run starts once it is spent."""
+
+    def __init__(self, minutes: float | None) -> None:
+        self.seconds = None if minutes is None else 60 * minutes
+        self.start: float | None = None
+
+    def left(self) -> float | None:
+        """Seconds the next run may train; None: no budget; 0 or less: spent."""
+        if self.seconds is None:
+            return None
+        if self.start is None:
+            self.start = time.monotonic()
+            return self.seconds
+        return self.seconds - (time.monotonic() - self.start)
 
 
-LM_PHASES = (Phase("lm-1", "lm", str(HERE / "lm_cpu_clone.yaml"), 750),
-             Phase("lm-2", "lm", str(HERE / "lm_cpu.yaml"), None))
-TOKENS_FROM = "codec-2"  # the codec whose tokens the LLM learns; codec-3 keeps them
+def codec_phases(args: argparse.Namespace) -> tuple[Phase, ...]:
+    return (Phase("codec-a", "codec", args.codec_config, args.codec_a_steps),
+            Phase("codec-b", "codec", args.decoder_config, None))
+
+
+def lm_phases(args: argparse.Namespace) -> tuple[Phase, ...]:
+    return (Phase("lm", "lm", args.lm_config, None),)
+
+
+TOKENS_FROM = "codec-a"  # the codec whose tokens the LLM learns; codec-b keeps them
 
 
 def _load(name: str, path: Path):
@@ -80,12 +100,26 @@ def _load(name: str, path: Path):
 
 
 def _codec_config(phase: Phase, init: Path | None):
-    """The phase's config, its ``model`` and wav2vec2 taken from the previous phase's export."""
+    """The phase's config; after the first phase its ``model``, wav2vec2 and audio settings are the previous
+    phase's export's (a decoder phase must prepare prompts as the codec whose tokens it keeps)."""
+    import yaml
+
     from sparktts.train.codec.config import load_codec_config
 
     if init is None:
         return load_codec_config(phase.config)
-    return load_codec_config(phase.config, {"model": str(init), "wav2vec2": {"pretrained": str(init)}})
+    audio = yaml.safe_load((init / "config.yaml").read_text()) or {}
+    return load_codec_config(phase.config, {
+        "model": str(init), "wav2vec2": {"pretrained": str(init)},
+        "data": {"ref_seconds": audio["ref_segment_duration"], "volume_normalize": audio["volume_normalize"]}})
+
+
+def _stop(phase: Phase, args: argparse.Namespace, last_stop: int | None = None) -> int | None:
+    """Where the phase's run stops this time (None: its config's schedule)."""
+    stop = phase.stop if phase.stop is not None else last_stop
+    if args.phase_steps is not None:
+        stop = args.phase_steps if stop is None else min(stop, args.phase_steps)
+    return stop
 
 
 def _latest_step(phase: Phase, run: Path) -> int:
@@ -116,11 +150,13 @@ def _record_export(work: Path, name: str, step: int) -> None:
 
 
 def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse.Namespace,
-               last_stop: int | None, on_export=None) -> None:
+               last_stop: int | None, budget: Budget | None = None, on_export=None) -> bool:
     """Train each phase from the previous one's export (resumed) and export it to ``WORK/<name>``.
 
-    A phase with a fixed stop is done once exported. An open one is trained on (resumed) at every call and
-    exported again when its run has a newer checkpoint; ``WORK/build.json`` records the exported steps.
+    A phase with a fixed stop is done once exported at that step. An open one is trained on (resumed) at
+    every call and exported again when its run has a newer checkpoint; ``WORK/build.json`` records the
+    exported steps. ``budget`` bounds the training: a run stopped by it is exported as it is, and the
+    phases after an unfinished one wait. Returns whether every phase ran to its stop.
     """
     from sparktts.train.codec.trainer import train_codec
     from sparktts.train.export import export_run
@@ -129,15 +165,17 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
     init = None
     for phase in phases:
         run, export = work / f"{phase.name}-run", work / phase.name
-        if not (phase.stop is not None and export.is_dir()):
-            stop = phase.stop if phase.stop is not None else last_stop
-            if args.phase_steps is not None:
-                stop = args.phase_steps if stop is None else min(stop, args.phase_steps)
+        stop = _stop(phase, args, last_stop)
+        if not (phase.stop is not None and export.is_dir() and _exported_steps(work).get(phase.name, 0) >= stop):
+            left = None if budget is None else budget.left()
+            if left is not None and left <= 0:
+                return False
             resume = (run / "config.yaml").is_file()
             if phase.kind == "codec":
-                train_codec(_codec_config(phase, init), data, run, max_steps=stop, resume=resume, init=init)
+                train_codec(_codec_config(phase, init), data, run, max_steps=stop, resume=resume, init=init,
+                            max_time=left)
             else:
-                train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume)
+                train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume, max_time=left)
             step = _latest_step(phase, run)
             if not export.is_dir() or _exported_steps(work).get(phase.name) != step:
                 fresh = work / f".{phase.name}.new"
@@ -148,7 +186,10 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
                 _record_export(work, phase.name, step)
                 if on_export is not None:
                     on_export(export, f"{phase.name}-{step}")
+            if phase.stop is not None and step < stop:
+                return False  # stopped by the budget: the next phases start from its final export
         init = export
+    return True
 
 
 def _eval_codec(args: argparse.Namespace, work: Path, corpus: Path, codec: Path, name: str) -> None:
@@ -189,25 +230,33 @@ def build(args: argparse.Namespace) -> None:
     work, out = Path(args.work).expanduser(), Path(args.out).expanduser()
     corpus = work / "corpus"
     stages = set(args.stages)
+    budget = Budget(args.max_minutes)
     if "corpus" in stages:
         _load("make_corpus", HERE.parent / "corpus" / "make_corpus.py").build(corpus, args.n, args.heldout,
                                                                               args.seed, jobs=args.jobs)
     if "codec" in stages:
         score = None if args.no_eval else (lambda codec, name: _eval_codec(args, work, corpus, codec, name))
-        run_phases(codec_phases(args.codec_config), work, corpus / "manifest.jsonl", args, args.codec_steps, score)
+        if not run_phases(codec_phases(args), work, corpus / "manifest.jsonl", args, args.codec_steps, budget,
+                          score):
+            print(f"codec: stopped by --max-minutes at {_exported_steps(work)}; rerun to go on")
+            return
     tokens = work / "tokens"
     if "prepare" in stages:
         from sparktts.data.prepare import prepare
 
-        if not (work / TOKENS_FROM).is_dir():
-            raise SystemExit(f"{work / TOKENS_FROM}: not there yet; run the codec stage first")
+        phase = next(p for p in codec_phases(args) if p.name == TOKENS_FROM)
+        if _exported_steps(work).get(TOKENS_FROM, 0) < _stop(phase, args):
+            raise SystemExit(f"{work / TOKENS_FROM}: not trained to step {_stop(phase, args)} yet "
+                             f"({_exported_steps(work)}); run the codec stage first")
         prepare(corpus / "manifest.jsonl", work / TOKENS_FROM, tokens)
     if "lm" in stages:
-        run_phases(LM_PHASES, work, tokens, args, args.lm_steps)
+        if not run_phases(lm_phases(args), work, tokens, args, args.lm_steps, budget):
+            print("lm: --max-minutes spent; rerun to go on")
+            return
     if "release" in stages:
         from sparktts.train.export import export_run
 
-        lm, codec = work / f"{LM_PHASES[-1].name}-run", work / codec_phases(args.codec_config)[-1].name
+        lm, codec = work / f"{lm_phases(args)[-1].name}-run", work / codec_phases(args)[-1].name
         for needed, stage in ((lm, "lm"), (codec, "codec")):
             if not needed.is_dir():
                 raise SystemExit(f"{needed}: not there yet; run the {stage} stage first")
@@ -236,7 +285,7 @@ def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -
     """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``): every phase that
     ``WORK/build.json`` records (this recipe's, or ``gpu_build.sh``'s, whose configs its runs keep)."""
     card = _load("model_card", HERE / "model_card.py")
-    configs = {p.name: p.config for p in (*codec_phases(args.codec_config), *LM_PHASES)}
+    configs = {p.name: p.config for p in (*codec_phases(args), *lm_phases(args))}
     runs = [(name, work / f"{name}-run", step, configs.get(name, str(work / f"{name}-run" / "config.yaml")))
             for name, step in _exported_steps(work).items()]
     evals = {"roundtrip": _roundtrip_eval(work, out), "clone": work / "eval" / "clone",
@@ -254,9 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heldout", type=int, default=200, help="held-out clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2, help="espeak-ng render processes")
-    p.add_argument("--codec-config", default="small", help="codec phase 1's config (a preset or a YAML path)")
-    p.add_argument("--codec-steps", type=int, default=None, help="stop codec phase 3 here (default: its schedule)")
-    p.add_argument("--lm-steps", type=int, default=None, help="stop LM stage 2 here (default: its schedule)")
+    p.add_argument("--codec-config", default=str(HERE / "codec_cpu.yaml"),
+                   help="codec phase A's config (a preset or a YAML path)")
+    p.add_argument("--codec-a-steps", type=int, default=6000, help="where phase A (and the LLM's tokens) stop")
+    p.add_argument("--decoder-config", default=str(HERE / "codec_cpu_decoder.yaml"),
+                   help="codec phase B's config (the decoder side; model and audio settings come from phase A)")
+    p.add_argument("--lm-config", default=str(HERE / "lm_cpu.yaml"), help="the LLM's config")
+    p.add_argument("--codec-steps", type=int, default=None, help="stop codec phase B here (default: its schedule)")
+    p.add_argument("--lm-steps", type=int, default=None, help="stop the LLM here (default: its schedule)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="train for at most this many minutes in this call (the run stops resumably and is exported)")
     p.add_argument("--phase-steps", type=int, default=None, help="stop every phase at this step (smoke runs)")
     p.add_argument("--asr-model", default="base", help="Whisper model of the evaluations")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluations")

@@ -1,7 +1,7 @@
 """MODEL_CARD.md of a built-in release, written from what the build recorded (nothing typed in by hand).
 
     python data/builtin/model_card.py --release R --manifest M --heldout H \
-        --run codec-3=RUN:STEP:CONFIG --run lm-2=RUN:STEP:CONFIG \
+        --run codec-b=RUN:STEP:CONFIG --run lm=RUN:STEP:CONFIG \
         --eval roundtrip=EVAL_DIR --eval clone=EVAL_DIR --eval create=EVAL_DIR
 
 ``build.py`` calls :func:`model_card` after its eval stage. Sizes and parameter counts come from the
