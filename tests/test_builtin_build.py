@@ -78,3 +78,21 @@ def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_p
     assert build.main([*argv, "--stages", "codec", "--codec-steps", "1"]) == 0
     assert read_metrics(work / "codec-a-run")["step"].tolist() == [1, 2, 3]  # resumed, not restarted
     assert json.loads((work / "build.json").read_text()) == {"codec-a": 3, "codec-b": 1}
+
+
+def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:
+    import dataclasses
+
+    from sparktts.train.codec.config import load_codec_config
+
+    here = Path(__file__).resolve().parents[1] / "data" / "builtin"
+    cpu, gpu = load_codec_config(here / "codec_cpu.yaml"), load_codec_config(here / "codec_gpu.yaml")
+    assert cpu.bicodec() == gpu.bicodec() and cpu.wav2vec2 == gpu.wav2vec2  # the same phase-A model
+    assert cpu.data.batch_size * cpu.data.segment_seconds < gpu.data.batch_size * gpu.data.segment_seconds
+    assert cpu.discriminator.start_step > cpu.max_steps  # no GAN on the CPU
+    # Phase B: every key but the batch, the schedule and the GAN is the GPU phase B's.
+    a = {"model": "tiny", "wav2vec2": {"pretrained": None, "trainable": True}}
+    b_cpu = dataclasses.asdict(load_codec_config(here / "codec_cpu_decoder.yaml", a))
+    b_gpu = dataclasses.asdict(load_codec_config(here / "codec_gpu_decoder.yaml", a))
+    assert b_cpu["freeze"] == b_gpu["freeze"] and b_cpu["data"]["ref_seconds"] == b_gpu["data"]["ref_seconds"]
+    assert b_cpu["discriminator"]["start_step"] > b_cpu["max_steps"]
