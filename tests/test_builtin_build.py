@@ -78,6 +78,12 @@ def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_p
     assert build.main([*argv, "--stages", "codec", "--codec-steps", "1"]) == 0
     assert read_metrics(work / "codec-a-run")["step"].tolist() == [1, 2, 3]  # resumed, not restarted
     assert json.loads((work / "build.json").read_text()) == {"codec-a": 3, "codec-b": 1}
+    # Another machine goes on from that export (a committed snapshot): phase A starts from its weights.
+    other = tmp_path / "other"
+    shutil.copytree(work / "corpus", other / "corpus")
+    assert build.main(["--work", str(other), *argv[2:], "--stages", "codec", "--codec-steps", "1",
+                       "--codec-a-init", str(work / "codec-a")]) == 0
+    assert json.loads((other / "codec-a-run" / "run.json").read_text())["init"] == str((work / "codec-a").resolve())
 
 
 def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:

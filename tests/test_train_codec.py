@@ -378,3 +378,51 @@ def test_unreadable_clips_are_recorded_and_skipped(tmp_path, data_dir):
     (prepared / "clips.jsonl").write_text(json.dumps({"id": "c0", "audio": str(data_dir / "c0.wav"),
                                                       "duration": 1.6}) + "\n")
     assert read_clips(prepared, SkipLog(None)) == [str(data_dir / "c0.wav")]
+
+
+# -- the auxiliary pitch loss (small codecs from scratch) --------------------------------------------
+
+def test_yin_pitch_agrees_with_librosa_pyin_on_espeak_speech():
+    import librosa
+
+    from sparktts.train.codec.pitch import yin_pitch
+
+    wav, sr = soundfile.read(ROOT / "sparktts/assets/testlists/wavs/espeak_f3.wav", dtype="float32")
+    assert sr == 16000
+    frames = len(wav) // 320
+    f0, voiced = (x[0].numpy() for x in yin_pitch(torch.from_numpy(wav)[None], frames))
+    ref, ref_voiced, _ = librosa.pyin(wav, fmin=60, fmax=500, sr=16000, frame_length=1024, hop_length=320)
+    centres = np.arange(frames) * 320 + 200  # ours; librosa's frame k is centred on sample 320 k
+    ref = np.interp(centres, np.arange(len(ref)) * 320, np.nan_to_num(ref))
+    ref_voiced = np.interp(centres, np.arange(len(ref_voiced)) * 320, ref_voiced.astype(float)) > 0.5
+    both = voiced & ref_voiced & (ref > 0)
+    assert both.sum() > 0.3 * frames
+    assert np.mean(np.abs(np.log(f0[both] / ref[both])) < 0.05) > 0.9  # within 5 % on 90 % of the frames
+    assert np.mean(voiced == ref_voiced) > 0.8
+    t = torch.arange(16000) / 16000
+    f0, voiced = yin_pitch(torch.stack([0.3 * torch.sin(2 * np.pi * 173 * t), torch.zeros(16000)]), 50)
+    assert voiced[0, 2:-2].all() and not voiced[1].any()
+    assert torch.allclose(f0[0, 2:-2], torch.full((46,), 173.0), rtol=0.01)
+
+
+def test_pitch_loss_reaches_the_encoder_falls_and_is_not_exported(tmp_path, data_dir):
+    from sparktts.train.codec.pitch import pitch_loss
+
+    cfg = tiny(loss={"pitch": 1.0})
+    trainer = CodecTrainer(cfg, make_accelerator(cfg, "cpu"))
+    batch = fixed_batch(data_dir, cfg)
+    out, target = trainer._generate(batch, 0)
+    head = trainer.acc.unwrap_model(trainer.gen).pitch
+    pitch_loss(head(out.z_q), target.squeeze(1)).backward()
+    # Through the quantizer's straight-through path: the pitch is asked of the tokens, not only the head.
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.codec.encoder.parameters())
+    trainer.opt_g.zero_grad()
+    before = trainer.generator_losses(batch)
+    for step in range(6):
+        logged = trainer.train_step([batch], step)
+    assert "pitch" in logged and trainer.generator_losses(batch)["pitch"] < before["pitch"]
+    run = prepare_run_dir(tmp_path / "run", "codec", cfg, {}, resume=False)
+    trainer.save(run, 6)
+    release = export(run, tmp_path / "release")
+    BiCodec.from_pretrained(release)  # strict: the head's weights are not in the release
+    assert not [k for k in CodecTrainer(tiny(), make_accelerator(tiny(), "cpu")).gen.state_dict() if "pitch" in k]

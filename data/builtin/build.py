@@ -17,8 +17,9 @@ may run at the same time as two processes once codec phase A is done (phase B do
    (``manifest.jsonl`` for training, ``heldout.jsonl`` never trained on), replaying committed records.
 2. ``codec``: two ``sparktts train codec`` runs:
 
-   * ``codec-a``: ``--codec-config`` (``codec_cpu.yaml``), the whole codec from random weights with the
-     small wav2vec2 trained with it, no GAN, to step ``--codec-a-steps``; its tokens are the LLM's;
+   * ``codec-a``: ``--codec-config`` (``codec_cpu.yaml``), the whole codec from random weights (or from
+     ``--codec-a-init EXPORT``, e.g. a committed snapshot) with the small wav2vec2 trained with it, no
+     GAN, to step ``--codec-a-steps``; its tokens are the LLM's;
    * ``codec-b``: ``--decoder-config`` (``codec_cpu_decoder.yaml``) from codec-a's export: the tokenizer
      side frozen, the decoder side trained on (``--codec-steps``, default its whole schedule).
 
@@ -150,19 +151,20 @@ def _record_export(work: Path, name: str, step: int) -> None:
 
 
 def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse.Namespace,
-               last_stop: int | None, budget: Budget | None = None, on_export=None) -> bool:
+               last_stop: int | None, budget: Budget | None = None, on_export=None,
+               init: Path | None = None) -> bool:
     """Train each phase from the previous one's export (resumed) and export it to ``WORK/<name>``.
 
     A phase with a fixed stop is done once exported at that step. An open one is trained on (resumed) at
     every call and exported again when its run has a newer checkpoint; ``WORK/build.json`` records the
     exported steps. ``budget`` bounds the training: a run stopped by it is exported as it is, and the
-    phases after an unfinished one wait. Returns whether every phase ran to its stop.
+    phases after an unfinished one wait. ``init``: the first phase starts from this export's weights
+    instead of random ones. Returns whether every phase ran to its stop.
     """
     from sparktts.train.codec.trainer import train_codec
     from sparktts.train.export import export_run
     from sparktts.train.lm.trainer import train_lm
 
-    init = None
     for phase in phases:
         run, export = work / f"{phase.name}-run", work / phase.name
         stop = _stop(phase, args, last_stop)
@@ -236,8 +238,9 @@ def build(args: argparse.Namespace) -> None:
                                                                               args.seed, jobs=args.jobs)
     if "codec" in stages:
         score = None if args.no_eval else (lambda codec, name: _eval_codec(args, work, corpus, codec, name))
+        first = None if args.codec_a_init is None else Path(args.codec_a_init).expanduser().resolve()
         if not run_phases(codec_phases(args), work, corpus / "manifest.jsonl", args, args.codec_steps, budget,
-                          score):
+                          score, init=first):
             print(f"codec: stopped by --max-minutes at {_exported_steps(work)}; rerun to go on")
             return
     tokens = work / "tokens"
@@ -306,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec-config", default=str(HERE / "codec_cpu.yaml"),
                    help="codec phase A's config (a preset or a YAML path)")
     p.add_argument("--codec-a-steps", type=int, default=6000, help="where phase A (and the LLM's tokens) stop")
+    p.add_argument("--codec-a-init", default=None,
+                   help="start phase A from this codec export (e.g. a committed snapshot) instead of random weights")
     p.add_argument("--decoder-config", default=str(HERE / "codec_cpu_decoder.yaml"),
                    help="codec phase B's config (the decoder side; model and audio settings come from phase A)")
     p.add_argument("--lm-config", default=str(HERE / "lm_cpu.yaml"), help="the LLM's config")

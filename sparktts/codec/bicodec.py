@@ -78,6 +78,7 @@ class CodecOutput:
     global_ids: Tensor | None  # (B, G) int64, None while the speaker path is off
     pred_feats: Tensor  # (B, D, T) postnet output (the feature reconstruction)
     codes_used: Tensor  # () distinct semantic codes in the batch
+    z_q: Tensor | None = None  # (B, D, T) quantized latents (straight-through to the encoder)
 
 
 @dataclass
@@ -171,7 +172,7 @@ class BiCodec(nn.Module):
             # let both sides shrink the features to zero.
             "feature": F.mse_loss(pred_feats.float(), feats.transpose(1, 2).detach().float()),
         }
-        return CodecOutput(wav, losses, vq.ids, global_ids, pred_feats, vq.codes_used)
+        return CodecOutput(wav, losses, vq.ids, global_ids, pred_feats, vq.codes_used, vq.z_q)
 
     # -- encoding --------------------------------------------------------------------------------
     @torch.inference_mode()

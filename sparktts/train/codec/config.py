@@ -71,6 +71,10 @@ class LossConfig:
     vq: float = 1.0  # commitment/codebook weights inside come from the model's quantizer section
     adversarial: float = 1.0
     feature_matching: float = 2.0
+    # Not in the released recipe (0 keeps it): the quantized latent predicts each frame's log F0 and
+    # voicing through a small head (:mod:`.pitch`), so a small codec trained from scratch puts the pitch
+    # into its tokens. The head is not exported.
+    pitch: float = 0.0
     mel_windows: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
     mel_bins: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320)
 

@@ -53,7 +53,7 @@ def export(run_dir: Path, out: Path, checkpoint: str | None = None) -> Path:
         raise TrainingError(f"{out}: exists and is not empty; export to a new --out (or remove it first).")
 
     joint = FeatureStage.build(cfg.wav2vec2) if cfg.wav2vec2.trainable else None
-    model = CodecTrainModel(build_codec(cfg), joint)
+    model = CodecTrainModel.build(cfg, build_codec(cfg), joint)
     model.load_state_dict(read_state_dict(ckpt / MODEL_FILE), strict=True)
 
     try:

@@ -20,6 +20,7 @@ from ...codec.vocos import VocosBackbone
 from ...errors import CheckpointError
 from .config import CodecTrainConfig
 from .features import FeatureStage
+from .pitch import PitchHead
 
 
 class CodecTrainModel(nn.Module):
@@ -27,13 +28,21 @@ class CodecTrainModel(nn.Module):
 
     ``forward(wav (B, N), ref_wav (B, L), use_speaker, feats (B, T, D) or None)`` -> :class:`CodecOutput`
     with ``wav`` ``(B, 1, N)`` (N a multiple of the hop). ``feats`` comes from a frozen stage outside;
-    without it the joint stage computes it.
+    without it the joint stage computes it. ``pitch``: the training-only head of ``loss.pitch``
+    (:mod:`.pitch`), applied by the trainer to ``CodecOutput.z_q``; never exported.
     """
 
-    def __init__(self, codec: BiCodec, features: FeatureStage | None = None):
+    def __init__(self, codec: BiCodec, features: FeatureStage | None = None, pitch: PitchHead | None = None):
         super().__init__()
         self.codec = codec
         self.features = features
+        self.pitch = pitch
+
+    @classmethod
+    def build(cls, cfg: CodecTrainConfig, codec: BiCodec, features: FeatureStage | None) -> CodecTrainModel:
+        """The modules a run of ``cfg`` trains (and its checkpoints hold)."""
+        head = PitchHead(cfg.bicodec().quantizer.input_dim) if cfg.loss.pitch > 0 else None
+        return cls(codec, features, head)
 
     def forward(self, wav: Tensor, ref_wav: Tensor, use_speaker: bool = True, feats: Tensor | None = None
                 ) -> CodecOutput:

@@ -3,7 +3,8 @@
 Losses (weights from the config's ``loss`` section; released values in brackets): multi-resolution
 mel L1 [15], wav2vec2-feature MSE through the postnet [1], factorized-VQ commitment + codebook loss
 [1; their inner weights ``commitment``/``codebook_loss_weight`` come from the model's quantizer
-section], LSGAN adversarial loss over a multi-period and a multi-band multi-resolution STFT
+section], optionally (not released; ``loss.pitch``, default 0) log F0 and voicing predicted from the
+quantized latent (:mod:`.pitch`), LSGAN adversarial loss over a multi-period and a multi-band multi-resolution STFT
 discriminator [1], and discriminator feature matching [2]. AdamW (betas 0.8, 0.9), linear warm-up
 then cosine decay, gradient clipping at 1.0. Before ``speaker_start_step`` the decoder is conditioned
 on a zero d-vector (the global path is off), so the semantic path learns the content first.
@@ -57,6 +58,7 @@ from .discriminators import Discriminator
 from .features import FeatureStage
 from .losses import MultiResolutionMelLoss, adversarial_loss, discriminator_loss, feature_matching_loss
 from .model import CodecTrainModel, build_codec
+from .pitch import pitch_loss
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ class CodecTrainer:
         for name in cfg.freeze:
             getattr(codec, name).requires_grad_(False).eval()
         stage = FeatureStage.build(cfg.wav2vec2)
-        gen = CodecTrainModel(codec, stage if cfg.wav2vec2.trainable else None)
+        gen = CodecTrainModel.build(cfg, codec, stage if cfg.wav2vec2.trainable else None)
         self.frozen = None if cfg.wav2vec2.trainable else stage.to(accelerator.device).eval()
         disc = Discriminator(cfg.discriminator)
         if cfg.sync_batchnorm and accelerator.num_processes > 1:
@@ -150,6 +152,10 @@ class CodecTrainer:
         w = self.cfg.loss
         terms = {"mel": self.mel_loss(out.wav, target), "feature": out.losses["feature"], "vq": out.losses["vq"]}
         total = w.mel * terms["mel"] + w.feature * terms["feature"] + w.vq * terms["vq"]
+        if w.pitch > 0:
+            head = self.acc.unwrap_model(self.gen).pitch
+            terms["pitch"] = pitch_loss(head(out.z_q), target.squeeze(1))
+            total = total + w.pitch * terms["pitch"]
         if adversarial:
             # The discriminator's own module, gradients off: the generator step must not leave
             # gradients in the discriminator (they would add to its next update).
