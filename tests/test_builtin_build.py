@@ -48,6 +48,14 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     assert f"| cloning WER (Whisper tiny.en) | {float(wer):g} % | ≤ 30 % | " in card
     assert ("| met |" if wer <= 30 else "not met (off by") in card
     assert "voice creation: pitch within one level" in card and "codec round trip WER" in card
+    # Every WER beside its ceiling: Whisper on espeak-ng's own held-out audio, and the round trip on the
+    # clips it hears well there.
+    espeak = {json.loads(x)["utt"]: json.loads(x)["wer"] for x in
+              (work / "eval" / "espeak" / "results.jsonl").read_text().splitlines()}
+    assert len(espeak) == 2
+    clear = json.loads((work / "eval" / "codec-b-2" / "clear" / "summary.json").read_text())
+    assert clear["n_items"] == sum(100 * w <= 20 for w in espeak.values()) and clear["espeak_max_wer"] == 20
+    assert "espeak-ng's own held-out audio WER (the ceiling)" in card
 
     stamp = (out / "LLM" / "model.safetensors").stat().st_mtime_ns
     logged = {run: read_metrics(work / run)["step"].tolist() for run in ("codec-b-run", "lm-run")}

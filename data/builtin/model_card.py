@@ -37,6 +37,10 @@ class Target:
 TARGETS = (
     Target("roundtrip", "codec round trip WER", ("wer_utt_mean",), 20.0, True, " %"),
     Target("roundtrip", "codec round trip SIM (to the recording)", ("sim_mean",), None),
+    Target("espeak", "espeak-ng's own held-out audio WER (the ceiling)", ("wer_utt_mean",), None, True, " %"),
+    Target("roundtrip_clear", "codec round trip WER, clips Whisper hears in espeak's audio (≤ 20 %)",
+           ("wer_utt_mean",), 20.0, True, " %"),
+    Target("roundtrip_clear", "espeak-ng's own WER on those clips", ("espeak_wer_utt_mean",), None, True, " %"),
     Target("clone", "cloning WER", ("wer_utt_mean",), 30.0, True, " %"),
     Target("clone", "cloning SIM (to its prompt)", ("sim_mean",), None),
     Target("clone", "cloning: nearest its own prompt", ("identification", "accuracy"), 0.8),
