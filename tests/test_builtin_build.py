@@ -110,3 +110,17 @@ def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:
     b_gpu = dataclasses.asdict(load_codec_config(here / "codec_gpu_decoder.yaml", a))
     assert b_cpu["freeze"] == b_gpu["freeze"] and b_cpu["data"]["ref_seconds"] == b_gpu["data"]["ref_seconds"]
     assert b_cpu["discriminator"]["start_step"] > b_cpu["max_steps"]
+
+
+def test_pitch_probe_finds_pitch_where_it_is_and_not_where_it_is_not():
+    import numpy as np
+
+    from ._scripts import load_script
+
+    probe = load_script("data/builtin/pitch_probe.py", "pitch_probe")
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 50)
+    logf0 = np.log(rng.uniform(80, 300, 40))[groups] + 0.1 * rng.standard_normal(2000)
+    carrying = np.c_[logf0 + 0.01 * rng.standard_normal(2000), rng.standard_normal((2000, 7))]
+    assert probe.probe_r2(carrying, logf0, groups) > 0.95
+    assert probe.probe_r2(rng.standard_normal((2000, 8)), logf0, groups) < 0.05
