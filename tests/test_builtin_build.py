@@ -56,6 +56,10 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     clear = json.loads((work / "eval" / "codec-b-2" / "clear" / "summary.json").read_text())
     assert clear["n_items"] == sum(100 * w <= 20 for w in espeak.values()) and clear["espeak_max_wer"] == 20
     assert "espeak-ng's own held-out audio WER (the ceiling)" in card
+    for name in ("clone", "create"):
+        subset = json.loads((work / "eval" / name / "clear" / "summary.json").read_text())
+        assert subset["n_items"] == clear["n_items"], name  # the same sentences, named clone_<utt>, create_<utt>
+    assert "cloning WER, sentences Whisper hears in espeak's audio" in card
 
     stamp = (out / "LLM" / "model.safetensors").stat().st_mtime_ns
     logged = {run: read_metrics(work / run)["step"].tolist() for run in ("codec-b-run", "lm-run")}

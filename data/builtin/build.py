@@ -229,9 +229,10 @@ def _espeak_ceiling(args: argparse.Namespace, work: Path, corpus: Path) -> Path:
     return out
 
 
-def _clear_subset(codec_eval: Path, ceiling: Path) -> dict:
-    """``<codec_eval>/clear/summary.json``: the round trip on the held-out clips whose espeak-ng audio scores at
-    most ``CLEAR_MAX_WER`` (the issue's premise: espeak's own audio near 13-16 %), with espeak's figure."""
+def _clear_subset(eval_dir: Path, ceiling: Path, prefix: str = "") -> dict:
+    """``<eval_dir>/clear/summary.json``: an eval on the held-out sentences whose espeak-ng audio scores at most
+    ``CLEAR_MAX_WER`` (the issue's premise: espeak's own audio near 13-16 %), with espeak's figure on them.
+    ``prefix``: what the eval's utterance names add to the held-out clips' (``clone_``, ``create_``)."""
     import json
 
     from sparktts.eval.results import ResultsFile
@@ -240,13 +241,13 @@ def _clear_subset(codec_eval: Path, ceiling: Path) -> dict:
 
     espeak = ResultsFile(ceiling / "results.jsonl", read_only=True).rows
     clear = {r["utt"] for r in espeak if r.get("wer") is not None and 100 * r["wer"] <= CLEAR_MAX_WER}
-    _, summary = summarize_results([r for r in ResultsFile(codec_eval / "results.jsonl", read_only=True).rows
-                                    if r["utt"] in clear])
+    _, summary = summarize_results([r for r in ResultsFile(eval_dir / "results.jsonl", read_only=True).rows
+                                    if r["utt"].removeprefix(prefix) in clear])
     _, own = summarize_results([r for r in espeak if r["utt"] in clear])
     summary.update(espeak_wer_utt_mean=own["wer_utt_mean"], espeak_max_wer=CLEAR_MAX_WER,
-                   config=json.loads((codec_eval / "summary.json").read_text()).get("config"))
-    (codec_eval / "clear").mkdir(exist_ok=True)
-    with atomic_write(codec_eval / "clear" / "summary.json", "w") as f:
+                   config=json.loads((eval_dir / "summary.json").read_text()).get("config"))
+    (eval_dir / "clear").mkdir(exist_ok=True)
+    with atomic_write(eval_dir / "clear" / "summary.json", "w") as f:
         f.write(json.dumps(summary, indent=1))
     return summary
 
@@ -265,7 +266,9 @@ def _eval_release(args: argparse.Namespace, work: Path, corpus: Path, release: P
                                            identify=True)),
             ("create", create, ScoringConfig(asr_model=args.asr_model, lang="en", control=True))):
         summary = run_eval(read_list(items), work / "eval" / name, synthesize=synthesize, config=config).summary
-        print(f"text to speech ({name}): WER {summary['wer_utt_mean']} %")
+        clear = _clear_subset(work / "eval" / name, _espeak_ceiling(args, work, corpus), f"{name}_")
+        print(f"text to speech ({name}): WER {summary['wer_utt_mean']} %; on the {clear['n_scored']} clear "
+              f"sentences {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)")
 
 
 def build(args: argparse.Namespace) -> None:
@@ -334,8 +337,10 @@ def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -
     runs = [(name, work / f"{name}-run", step, configs.get(name, str(work / f"{name}-run" / "config.yaml")))
             for name, step in _exported_steps(work).items()]
     roundtrip = _roundtrip_eval(work, out)
-    evals = {"roundtrip": roundtrip, "roundtrip_clear": roundtrip / "clear", "espeak": work / "eval" / "espeak",
-             "clone": work / "eval" / "clone", "create": work / "eval" / "create"}
+    evals = {"roundtrip": roundtrip, "espeak": work / "eval" / "espeak"}
+    for name in ("roundtrip", "clone", "create"):
+        evals[name] = roundtrip if name == "roundtrip" else work / "eval" / name
+        evals[f"{name}_clear"] = evals[name] / "clear"
     card.write_model_card(out / "MODEL_CARD.md",
                           card.model_card(out, corpus / "manifest.jsonl", corpus / "heldout.jsonl", runs, evals))
 
