@@ -24,7 +24,8 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
 
     build = _build_module()
     work, out = tmp_path / "work", tmp_path / "release"
-    argv = ["--work", str(work), "--out", str(out), "--n", "16", "--heldout", "2", "--jobs", "1",
+    # Two render processes: spawned workers must import the renderer that build.py loads from its path.
+    argv = ["--work", str(work), "--out", str(out), "--n", "16", "--heldout", "2", "--jobs", "2",
             "--codec-config", "tiny", "--phase-steps", "2", "--asr-model", "tiny.en"]
     assert build.main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["BiCodec", "LLM", "MODEL_CARD.md", "config.yaml",

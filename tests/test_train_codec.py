@@ -245,7 +245,9 @@ def test_time_budget_stops_with_a_checkpoint_that_resumes(tmp_path, data_dir):
 def test_two_processes_gloo_loss_falls(tmp_path, data_dir):
     cfg_path = tmp_path / "tiny.yaml"
     data = yaml.safe_load((ROOT / "sparktts/train/presets/codec/tiny.yaml").read_text())
-    data.update(max_steps=8, checkpoint_every=8, log_every=1, discriminator={**data["discriminator"], "start_step": 4})
+    # With the pitch head on: it must train through the DDP-wrapped forward (its gradients all-reduced).
+    data.update(max_steps=8, checkpoint_every=8, log_every=1, discriminator={**data["discriminator"], "start_step": 4},
+                loss={**data.get("loss", {}), "pitch": 1.0})
     cfg_path.write_text(yaml.safe_dump(data))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sparktts.cli",
@@ -260,6 +262,7 @@ def test_two_processes_gloo_loss_falls(tmp_path, data_dir):
     # Before the adversarial start (step 5) the generator loss is reconstruction only: it must fall.
     assert got[3]["generator"] < got[0]["generator"]
     assert got[3]["mel"] < got[0]["mel"]
+    assert all(r["pitch"] > 0 for r in got)
 
 
 def test_frozen_release_wav2vec2_and_init_from_a_release(tmp_path, data_dir, tiny_codec_release):

@@ -40,6 +40,7 @@ may run at the same time as two processes once codec phase A is done (phase B do
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import shutil
 import sys
@@ -93,6 +94,9 @@ TOKENS_FROM = "codec-a"  # the codec whose tokens the LLM learns; codec-b keeps 
 
 
 def _load(name: str, path: Path):
+    # On sys.path too: the corpus renderer's worker processes (spawned) import it by name.
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -101,8 +105,10 @@ def _load(name: str, path: Path):
 
 
 def _codec_config(phase: Phase, init: Path | None):
-    """The phase's config; after the first phase its ``model``, wav2vec2 and audio settings are the previous
-    phase's export's (a decoder phase must prepare prompts as the codec whose tokens it keeps)."""
+    """The phase's config; from an export (``init``: the previous phase's, or ``--codec-a-init``) its ``model``,
+    wav2vec2 and audio settings are that export's (a decoder phase must prepare prompts as the codec whose
+    tokens it keeps), and the speaker path trains from the first step (it was trained already: holding it
+    off again, as a run from random weights does, would waste those steps)."""
     import yaml
 
     from sparktts.train.codec.config import load_codec_config
@@ -112,7 +118,8 @@ def _codec_config(phase: Phase, init: Path | None):
     audio = yaml.safe_load((init / "config.yaml").read_text()) or {}
     return load_codec_config(phase.config, {
         "model": str(init), "wav2vec2": {"pretrained": str(init)},
-        "data": {"ref_seconds": audio["ref_segment_duration"], "volume_normalize": audio["volume_normalize"]}})
+        "data": {"ref_seconds": audio["ref_segment_duration"], "volume_normalize": audio["volume_normalize"]},
+        "speaker_start_step": 0})
 
 
 def _stop(phase: Phase, args: argparse.Namespace, last_stop: int | None = None) -> int | None:
@@ -210,12 +217,13 @@ def _eval_codec(args: argparse.Namespace, work: Path, corpus: Path, codec: Path,
     config = ScoringConfig(asr_model=args.asr_model, sim_backend="resemblyzer", lang="en")
     summary = run_eval(items, work / "eval" / name, config=config,
                        synthesize=codec_roundtrip_synthesizer(BiCodecTokenizer(codec, device="cpu"))).summary
-    clear = _clear_subset(work / "eval" / name, _espeak_ceiling(args, work, corpus))
+    clear = _clear_subset(work / "eval" / name, _espeak_ceiling(args.asr_model, work, corpus))
     print(f"{name} round trip: WER {summary['wer_utt_mean']} %, SIM {summary['sim_mean']}; on the "
           f"{clear['n_scored']} clear clips {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)")
 
 
-def _espeak_ceiling(args: argparse.Namespace, work: Path, corpus: Path) -> Path:
+@functools.cache  # once per build: every codec export and both release evals compare with it
+def _espeak_ceiling(asr_model: str, work: Path, corpus: Path) -> Path:
     """``WORK/eval/espeak``: Whisper on espeak-ng's own held-out audio, the ceiling of every WER here.
 
     Scored once (the eval resumes): with names, numbers and invented sentences at every pitch and speed
@@ -225,7 +233,7 @@ def _espeak_ceiling(args: argparse.Namespace, work: Path, corpus: Path) -> Path:
 
     out = work / "eval" / "espeak"
     run_eval(read_list(corpus / "heldout.jsonl"), out, wav_dir=corpus / "wavs",
-             config=ScoringConfig(asr_model=args.asr_model, lang="en"))
+             config=ScoringConfig(asr_model=asr_model, lang="en"))
     return out
 
 
@@ -266,7 +274,7 @@ def _eval_release(args: argparse.Namespace, work: Path, corpus: Path, release: P
                                            identify=True)),
             ("create", create, ScoringConfig(asr_model=args.asr_model, lang="en", control=True))):
         summary = run_eval(read_list(items), work / "eval" / name, synthesize=synthesize, config=config).summary
-        clear = _clear_subset(work / "eval" / name, _espeak_ceiling(args, work, corpus), f"{name}_")
+        clear = _clear_subset(work / "eval" / name, _espeak_ceiling(args.asr_model, work, corpus), f"{name}_")
         print(f"text to speech ({name}): WER {summary['wer_utt_mean']} %; on the {clear['n_scored']} clear "
               f"sentences {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)")
 

@@ -8,6 +8,7 @@ jointly. The exporter builds the same modules to load a checkpoint into.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,13 +24,22 @@ from .features import FeatureStage
 from .pitch import PitchHead
 
 
+@dataclass
+class TrainOutput(CodecOutput):
+    """:class:`CodecOutput` plus what only training computes: ``pitch`` ``(B, 2, T)``, the pitch head's
+    prediction from ``z_q`` (None without ``loss.pitch``)."""
+
+    pitch: Tensor | None = None
+
+
 class CodecTrainModel(nn.Module):
     """The generator side: BiCodec, plus the wav2vec2 feature stage when it is trained jointly.
 
-    ``forward(wav (B, N), ref_wav (B, L), use_speaker, feats (B, T, D) or None)`` -> :class:`CodecOutput`
+    ``forward(wav (B, N), ref_wav (B, L), use_speaker, feats (B, T, D) or None)`` -> :class:`TrainOutput`
     with ``wav`` ``(B, 1, N)`` (N a multiple of the hop). ``feats`` comes from a frozen stage outside;
     without it the joint stage computes it. ``pitch``: the training-only head of ``loss.pitch``
-    (:mod:`.pitch`), applied by the trainer to ``CodecOutput.z_q``; never exported.
+    (:mod:`.pitch`), never exported. It runs inside ``forward`` so that a DDP-wrapped model all-reduces
+    its gradients with the rest.
     """
 
     def __init__(self, codec: BiCodec, features: FeatureStage | None = None, pitch: PitchHead | None = None):
@@ -45,10 +55,11 @@ class CodecTrainModel(nn.Module):
         return cls(codec, features, head)
 
     def forward(self, wav: Tensor, ref_wav: Tensor, use_speaker: bool = True, feats: Tensor | None = None
-                ) -> CodecOutput:
+                ) -> TrainOutput:
         if feats is None:
             feats = self.features(self.features.aligned_input(wav))
-        return self.codec(feats, ref_wav, use_speaker=use_speaker)
+        out = self.codec(feats, ref_wav, use_speaker=use_speaker)
+        return TrainOutput(**vars(out), pitch=None if self.pitch is None else self.pitch(out.z_q))
 
 
 def initialise(codec: BiCodec) -> BiCodec:

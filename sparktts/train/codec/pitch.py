@@ -23,6 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 LOG_F0_CENTRE = math.log(150.0)  # the head predicts log F0 around this (Hz), so its output starts near 0
+# Frame t's analysis window is centred where wav2vec2's t-th frame (a 400-sample receptive field every
+# 320 samples) is, so the target lines up with the latent the head reads.
+FRAME_OFFSET = 200
 
 
 def yin_pitch(wav: Tensor, frames: int, sample_rate: int = 16000, hop: int = 320, window: int = 1024,
@@ -37,9 +40,9 @@ def yin_pitch(wav: Tensor, frames: int, sample_rate: int = 16000, hop: int = 320
     ``voiced_max`` and its energy is within ``silence_db`` of the clip's loudest frame and above
     ``floor_db`` (dB of full scale). Unvoiced frames get f0 0.
     """
-    b, n = wav.shape
+    n = wav.shape[-1]
     wav = wav.float()
-    centres = torch.arange(frames, device=wav.device) * hop + 200
+    centres = torch.arange(frames, device=wav.device) * hop + FRAME_OFFSET
     padded = F.pad(wav, (window // 2, window // 2 + max(0, int(centres[-1]) + window // 2 - n)))
     idx = centres[:, None] + torch.arange(window, device=wav.device)[None, :]  # (frames, window)
     x = padded[:, idx]  # (B, frames, window)

@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...codec.bicodec import BiCodec, CodecOutput
+from ...codec.bicodec import BiCodec
 from ...errors import ConfigError
 from ..config import to_dict
 from ..run import (
@@ -57,7 +58,7 @@ from .config import CodecTrainConfig, check_fixed_tokens, load_codec_config
 from .discriminators import Discriminator
 from .features import FeatureStage
 from .losses import MultiResolutionMelLoss, adversarial_loss, discriminator_loss, feature_matching_loss
-from .model import CodecTrainModel, build_codec
+from .model import CodecTrainModel, TrainOutput, build_codec
 from .pitch import pitch_loss
 
 log = logging.getLogger(__name__)
@@ -143,18 +144,17 @@ class CodecTrainer:
                 feats = self.frozen(self.frozen.aligned_input(wav))
         return wav, ref, feats
 
-    def _generate(self, batch: dict[str, Tensor], step: int) -> tuple[CodecOutput, Tensor]:
+    def _generate(self, batch: dict[str, Tensor], step: int) -> tuple[TrainOutput, Tensor]:
         wav, ref, feats = self._inputs(batch)
         out = self.gen(wav, ref, use_speaker=step >= self.cfg.speaker_start_step, feats=feats)
         return out, wav.unsqueeze(1)[..., : out.wav.shape[-1]]
 
-    def _generator_terms(self, out: CodecOutput, target: Tensor, adversarial: bool) -> dict[str, Tensor]:
+    def _generator_terms(self, out: TrainOutput, target: Tensor, adversarial: bool) -> dict[str, Tensor]:
         w = self.cfg.loss
         terms = {"mel": self.mel_loss(out.wav, target), "feature": out.losses["feature"], "vq": out.losses["vq"]}
         total = w.mel * terms["mel"] + w.feature * terms["feature"] + w.vq * terms["vq"]
         if w.pitch > 0:
-            head = self.acc.unwrap_model(self.gen).pitch
-            terms["pitch"] = pitch_loss(head(out.z_q), target.squeeze(1))
+            terms["pitch"] = pitch_loss(out.pitch, target.squeeze(1))
             total = total + w.pitch * terms["pitch"]
         if adversarial:
             # The discriminator's own module, gradients off: the generator step must not leave
@@ -219,7 +219,11 @@ class CodecTrainer:
         if n != cfg.grad_accum_steps:
             raise TrainingError(f"train_step got {n} micro-batches; grad_accum_steps is {cfg.grad_accum_steps}.")
         self.sched_g.step()
-        self.sched_d.step()
+        with warnings.catch_warnings():
+            # Stepped from the first step on, so the discriminator joins at the generator's point of the
+            # schedule; before it starts its optimizer has not stepped, which torch warns about.
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
+            self.sched_d.step()
         means = {k: v / n for k, v in sums.items()}
         means.update({k: torch.as_tensor(v, device=acc.device).float() for k, v in norms.items()})
         # The columns of metrics.csv are fixed by its first row: the adversarial terms are logged as 0
