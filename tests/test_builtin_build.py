@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
-from ._scripts import load_script
+from ._scripts import ROOT, load_script
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                 reason="espeak-ng is not installed (apt-get install espeak-ng); CI installs it")
@@ -27,6 +28,10 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     # Two render processes: spawned workers must import the renderer that build.py loads from its path.
     argv = ["--work", str(work), "--out", str(out), "--n", "16", "--heldout", "2", "--jobs", "2",
             "--codec-config", "tiny", "--phase-steps", "2", "--asr-model", "tiny.en"]
+    # The records of a run this build continues from (a snapshot's): the card lists it first.
+    earlier = work / "records" / "01-codec-cpu"
+    earlier.mkdir(parents=True)
+    (earlier / "metrics.csv").write_text("step,mel,seconds\n20,0.9,1800.0\n40,0.8,3600.0\n")
     assert build.main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["BiCodec", "LLM", "MODEL_CARD.md", "config.yaml",
                                                      "export.json", "wav2vec2-large-xlsr-53"]
@@ -45,6 +50,8 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     assert "identification" in clone
     card = (out / "MODEL_CARD.md").read_text()  # every figure read from the build's own records
     assert "16 clips" in card and "2 clips" in card and "| lm | " in card
+    assert card.index("| earlier: 01-codec-cpu | ") < card.index("| codec-a | ")
+    assert f"| earlier: 01-codec-cpu | `{earlier / 'config.yaml'}` | 40 | 1.0 |" in card
     wer = clone["wer_utt_mean"]
     assert f"| cloning WER (Whisper tiny.en) | {float(wer):g} % | ≤ 30 % | " in card
     assert ("| met |" if wer <= 30 else "not met (off by") in card
@@ -78,8 +85,11 @@ def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_p
 
     build = _build_module()
     work, out = tmp_path / "work", tmp_path / "release"
+    config = tmp_path / "tiny.yaml"  # the tiny preset with its speaker path held off, as from random weights
+    preset = yaml.safe_load((ROOT / "sparktts/train/presets/codec/tiny.yaml").read_text())
+    config.write_text(yaml.safe_dump({**preset, "speaker_start_step": 2}))
     argv = ["--work", str(work), "--out", str(out), "--n", "8", "--heldout", "2", "--jobs", "1",
-            "--codec-config", "tiny", "--codec-a-steps", "3", "--no-eval"]
+            "--codec-config", str(config), "--codec-a-steps", "3", "--no-eval"]
     # A budget spent at once: phase A stops after its first step, is exported, and nothing after it runs.
     assert build.main([*argv, "--stages", "corpus", "codec", "prepare", "--max-minutes", "1e-6"]) == 0
     assert json.loads((work / "build.json").read_text()) == {"codec-a": 1}
@@ -97,6 +107,9 @@ def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_p
     assert build.main(["--work", str(other), *argv[2:], "--stages", "codec", "--codec-steps", "1",
                        "--codec-a-init", str(work / "codec-a")]) == 0
     assert json.loads((other / "codec-a-run" / "run.json").read_text())["init"] == str((work / "codec-a").resolve())
+    # Its speaker path was trained already: it trains from the first step (the random start holds it off).
+    assert yaml.safe_load((work / "codec-a-run" / "config.yaml").read_text())["speaker_start_step"] == 2
+    assert yaml.safe_load((other / "codec-a-run" / "config.yaml").read_text())["speaker_start_step"] == 0
 
 
 def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:

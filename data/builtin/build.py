@@ -91,6 +91,9 @@ def lm_phases(args: argparse.Namespace) -> tuple[Phase, ...]:
 
 
 TOKENS_FROM = "codec-a"  # the codec whose tokens the LLM learns; codec-b keeps them
+# WORK/records: the records of the runs a --codec-a-init snapshot came from (``transfer.py unpack --work``),
+# one folder per run, named in training order; the model card lists them before this machine's runs.
+RECORDS = "records"
 
 
 def _load(name: str, path: Path):
@@ -337,6 +340,20 @@ def _roundtrip_eval(work: Path, release: Path) -> Path:
     return work / "eval" / f"{shipped}-{_exported_steps(work).get(shipped)}"
 
 
+def _earlier_runs(work: Path) -> list[tuple[str, Path, int, str]]:
+    """(label, run records, last step, config) of each run in ``WORK/records``, in training order."""
+    from sparktts.train.run import METRICS_FILE, read_metrics
+
+    folder = work / RECORDS
+    runs = []
+    for run in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if (run / METRICS_FILE).is_file():
+            steps = read_metrics(run)["step"]
+            runs.append((f"earlier: {run.name}", run, int(steps.iloc[-1]) if len(steps) else 0,
+                         str(run / "config.yaml")))
+    return runs
+
+
 def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -> None:
     """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``): every phase that
     ``WORK/build.json`` records (this recipe's, or ``gpu_build.sh``'s, whose configs its runs keep)."""
@@ -344,6 +361,7 @@ def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -
     configs = {p.name: p.config for p in (*codec_phases(args), *lm_phases(args))}
     runs = [(name, work / f"{name}-run", step, configs.get(name, str(work / f"{name}-run" / "config.yaml")))
             for name, step in _exported_steps(work).items()]
+    runs = _earlier_runs(work) + runs
     roundtrip = _roundtrip_eval(work, out)
     evals = {"roundtrip": roundtrip, "espeak": work / "eval" / "espeak"}
     for name in ("roundtrip", "clone", "create"):
