@@ -133,8 +133,6 @@ def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:
 def test_pitch_probe_finds_pitch_where_it_is_and_not_where_it_is_not():
     import numpy as np
 
-    from ._scripts import load_script
-
     probe = load_script("data/builtin/pitch_probe.py", "pitch_probe")
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(40), 50)
