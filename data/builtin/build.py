@@ -185,7 +185,7 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
             resume = (run / "config.yaml").is_file()
             if phase.kind == "codec":
                 train_codec(_codec_config(phase, init), data, run, max_steps=stop, resume=resume, init=init,
-                            max_time=left)
+                            max_time=left, compile=args.compile)
             else:
                 train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume, max_time=left)
             step = _latest_step(phase, run)
@@ -392,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lm-steps", type=int, default=None, help="stop the LLM here (default: its schedule)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="train for at most this many minutes in this call (the run stops resumably and is exported)")
+    p.add_argument("--compile", action="store_true",
+                   help="codec runs with compiled Snake kernels (sparktts train codec --compile: ~25%% faster on CPU)")
     p.add_argument("--phase-steps", type=int, default=None, help="stop every phase at this step (smoke runs)")
     p.add_argument("--asr-model", default="base", help="Whisper model of the evaluations")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluations")

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from ...codec.bicodec import BiCodec
+from ...codec.layers import use_fused_snake
 from ...errors import ConfigError
 from ..config import to_dict
 from ..run import (
@@ -101,7 +102,8 @@ class CodecTrainer:
     processes); ``generator_losses(batch, step)`` evaluates the losses without training.
     """
 
-    def __init__(self, cfg: CodecTrainConfig, accelerator: Any, init: str | os.PathLike | None = None):
+    def __init__(self, cfg: CodecTrainConfig, accelerator: Any, init: str | os.PathLike | None = None,
+                 compile: bool = False):
         self.cfg = cfg
         self.acc = accelerator
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -110,6 +112,8 @@ class CodecTrainer:
             getattr(codec, name).requires_grad_(False).eval()
         stage = FeatureStage.build(cfg.wav2vec2)
         gen = CodecTrainModel.build(cfg, codec, stage if cfg.wav2vec2.trainable else None)
+        if compile:
+            use_fused_snake(gen)
         self.frozen = None if cfg.wav2vec2.trainable else stage.to(accelerator.device).eval()
         disc = Discriminator(cfg.discriminator)
         if cfg.sync_batchnorm and accelerator.num_processes > 1:
@@ -304,7 +308,7 @@ def _loader(cfg: CodecTrainConfig, data: str | os.PathLike, run_dir: Path, start
 
 def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
                 max_steps: int | None = None, resume: bool = False, init: str | os.PathLike | None = None,
-                device: str | None = None, max_time: float | None = None) -> Path:
+                device: str | None = None, max_time: float | None = None, compile: bool = False) -> Path:
     """Train (or with ``resume`` continue) BiCodec; returns the run directory.
 
     ``config``: YAML path, preset name (``tiny``, ``small``, ``release``) or :class:`CodecTrainConfig`.
@@ -313,6 +317,9 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     ``init``: a release (or its ``BiCodec/``) to start from instead of random weights.
     ``device``: ``"cpu"`` forces the CPU; default: what accelerate picks (GPU when there is one).
     ``max_time``: also stop, with a checkpoint, after this many seconds of training (a session's budget).
+    ``compile``: the wave generator's Snake activations as compiled kernels (:func:`~sparktts.codec.layers.
+    fused_snake`: the same function, ~25 % off a CPU step; ~20 s to compile; eager where compiling fails).
+    It changes no weight or checkpoint, so a run may be resumed with or without it.
     """
     cfg = load_codec_config(config)
     if init is not None and not resume:
@@ -324,7 +331,7 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     run_dir = prepare_run_dir(out, "codec", cfg, info, resume, acc.is_main_process)
     acc.wait_for_everyone()
 
-    trainer = CodecTrainer(cfg, acc, init=None if resume else init)
+    trainer = CodecTrainer(cfg, acc, init=None if resume else init, compile=compile)
     step = 0
     if resume:
         checkpoints = list_checkpoints(run_dir)
@@ -362,11 +369,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default=None, help="Start from this release's BiCodec/ instead of random weights")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"],
                    help="Force a device (default: GPU when available; under accelerate/torchrun, its choice)")
+    p.add_argument("--compile", action="store_true",
+                   help="Run the generator's Snake activations as torch.compile kernels (~25%% faster CPU steps; "
+                        "~20 s to compile; needs a C++ compiler on CPU, falls back to eager without one)")
 
 
 def run(args: argparse.Namespace) -> str:
     run_dir = train_codec(args.config, args.data, args.out, max_steps=args.max_steps, resume=args.resume,
                           init=getattr(args, "init", None), device=getattr(args, "device", None),
-                          max_time=args.max_time)
+                          max_time=args.max_time, compile=getattr(args, "compile", False))
     # Under torchrun / accelerate launch only the main process reports the run directory.
     return str(run_dir) if int(os.environ.get("RANK", "0")) == 0 else ""
