@@ -102,10 +102,17 @@ def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_p
     assert read_metrics(work / "codec-a-run")["step"].tolist() == [1, 2, 3]  # resumed, not restarted
     assert json.loads((work / "build.json").read_text()) == {"codec-a": 3, "codec-b": 1}
     # Another machine goes on from that export (a committed snapshot): phase A starts from its weights.
+    # Its records (WORK/records, as transfer.py unpacks a snapshot's) say it trained 2 of phase A's 3 steps.
     other = tmp_path / "other"
     shutil.copytree(work / "corpus", other / "corpus")
+    shutil.copytree(work / "codec-a-run", other / "records" / "01-codec-a-run",
+                    ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
+    (other / "records" / "01-codec-a-run" / "metrics.csv").write_text("step,mel,seconds\n2,0.9,60.0\n")
     assert build.main(["--work", str(other), *argv[2:], "--stages", "codec", "--codec-steps", "1",
                        "--codec-a-init", str(work / "codec-a")]) == 0
+    assert read_metrics(other / "codec-a-run")["step"].tolist() == [1]  # 3 - 2 steps left
+    assert yaml.safe_load((other / "codec-a-run" / "config.yaml").read_text())["optim"]["schedule_start"] == 2
+    assert json.loads((other / "build.json").read_text()) == {"codec-a": 1, "codec-b": 1}
     assert json.loads((other / "codec-a-run" / "run.json").read_text())["init"] == str((work / "codec-a").resolve())
     # Its speaker path was trained already: it trains from the first step (the random start holds it off).
     assert yaml.safe_load((work / "codec-a-run" / "config.yaml").read_text())["speaker_start_step"] == 2

@@ -231,6 +231,26 @@ def test_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data_dir, tin
     assert any(s.endswith("broken.wav") for s in skipped)
 
 
+def test_a_continued_run_goes_on_with_the_schedule_where_its_model_left_it(tmp_path, data_dir):
+    from sparktts.train.codec.trainer import lr_factor
+
+    base = tiny(max_steps=100, optim={"warmup_steps": 10, "min_lr_ratio": 0.1})
+    fresh = lr_factor(base)
+    assert fresh(0) == pytest.approx(0.1) and fresh(9) == pytest.approx(1.0)  # the warm-up
+    assert fresh(55) == pytest.approx(0.55) and fresh(100) == pytest.approx(0.1)  # cosine half-way, floor
+    later = lr_factor(tiny(max_steps=100, optim={"warmup_steps": 10, "min_lr_ratio": 0.1, "schedule_start": 45}))
+    for step in range(10, 60):  # past its own warm-up: the first run's schedule 45 steps on
+        assert later(step) == pytest.approx(fresh(step + 45))
+    for step in range(10):  # its fresh optimizer ramps up to the continued value, not to the peak
+        assert later(step) == pytest.approx((step + 1) / 10 * fresh(step + 45))
+    # By default it trains what is left of max_steps (the whole training's length).
+    cfg = tiny(max_steps=4, optim={"schedule_start": 3})
+    assert [r["step"] for r in rows(train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "run",
+                                                device="cpu"))] == [1]
+    with pytest.raises(ConfigError, match=r"optim.schedule_start \(4: steps trained before this run\) must be"):
+        tiny(max_steps=4, optim={"schedule_start": 4})
+
+
 def test_time_budget_stops_with_a_checkpoint_that_resumes(tmp_path, data_dir):
     cfg = tiny(max_steps=3)
     run = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "run", device="cpu", max_time=1e-6)

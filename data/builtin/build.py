@@ -61,6 +61,7 @@ class Phase:
     kind: str
     config: str
     stop: int | None
+    before: int = 0  # steps the model trained before this phase's run (a continued phase A)
 
 
 class Budget:
@@ -82,7 +83,9 @@ class Budget:
 
 
 def codec_phases(args: argparse.Namespace) -> tuple[Phase, ...]:
-    return (Phase("codec-a", "codec", args.codec_config, args.codec_a_steps),
+    # --codec-a-steps counts phase A's whole training: with --codec-a-init, the recorded runs' steps too.
+    before = getattr(args, "codec_a_before", 0)
+    return (Phase("codec-a", "codec", args.codec_config, max(1, args.codec_a_steps - before), before),
             Phase("codec-b", "codec", args.decoder_config, None))
 
 
@@ -111,7 +114,8 @@ def _codec_config(phase: Phase, init: Path | None):
     """The phase's config; from an export (``init``: the previous phase's, or ``--codec-a-init``) its ``model``,
     wav2vec2 and audio settings are that export's (a decoder phase must prepare prompts as the codec whose
     tokens it keeps), and the speaker path trains from the first step (it was trained already: holding it
-    off again, as a run from random weights does, would waste those steps)."""
+    off again, as a run from random weights does, would waste those steps). A phase that continues
+    earlier runs (``phase.before``) continues their learning-rate schedule (``optim.schedule_start``)."""
     import yaml
 
     from sparktts.train.codec.config import load_codec_config
@@ -122,7 +126,7 @@ def _codec_config(phase: Phase, init: Path | None):
     return load_codec_config(phase.config, {
         "model": str(init), "wav2vec2": {"pretrained": str(init)},
         "data": {"ref_seconds": audio["ref_segment_duration"], "volume_normalize": audio["volume_normalize"]},
-        "speaker_start_step": 0})
+        "speaker_start_step": 0, **({"optim": {"schedule_start": phase.before}} if phase.before else {})})
 
 
 def _stop(phase: Phase, args: argparse.Namespace, last_stop: int | None = None) -> int | None:
@@ -289,6 +293,7 @@ def build(args: argparse.Namespace) -> None:
     corpus = work / "corpus"
     stages = set(args.stages)
     budget = Budget(args.max_minutes)
+    args.codec_a_before = 0 if args.codec_a_init is None else _recorded_steps(work)
     if "corpus" in stages:
         _load("make_corpus", HERE.parent / "corpus" / "make_corpus.py").build(corpus, args.n, args.heldout,
                                                                               args.seed, jobs=args.jobs)
@@ -354,6 +359,14 @@ def _earlier_runs(work: Path) -> list[tuple[str, Path, int, str]]:
     return runs
 
 
+def _recorded_steps(work: Path) -> int:
+    """The steps of the codec runs in ``WORK/records``: what a ``--codec-a-init`` snapshot trained."""
+    import json
+
+    return sum(step for _, run, step, _ in _earlier_runs(work)
+               if not (run / "run.json").is_file() or json.loads((run / "run.json").read_text()).get("kind") == "codec")
+
+
 def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -> None:
     """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``): every phase that
     ``WORK/build.json`` records (this recipe's, or ``gpu_build.sh``'s, whose configs its runs keep)."""
@@ -382,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="espeak-ng render processes")
     p.add_argument("--codec-config", default=str(HERE / "codec_cpu.yaml"),
                    help="codec phase A's config (a preset or a YAML path)")
-    p.add_argument("--codec-a-steps", type=int, default=6000, help="where phase A (and the LLM's tokens) stop")
+    p.add_argument("--codec-a-steps", type=int, default=6000,
+                   help="where phase A (and the LLM's tokens) stop: its whole training's steps (with --codec-a-init, "
+                        "the steps of the runs in WORK/records count)")
     p.add_argument("--codec-a-init", default=None,
                    help="start phase A from this codec export (e.g. a committed snapshot) instead of random weights")
     p.add_argument("--decoder-config", default=str(HERE / "codec_cpu_decoder.yaml"),

@@ -60,6 +60,9 @@ class OptimConfig:
     warmup_steps: int = 1000  # linear warm-up, then cosine decay to min_lr_ratio * lr at max_steps
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
+    # Steps the model trained before this run (one started from a checkpoint's export): the decay goes on
+    # from there instead of starting over at the peak. The warm-up still ramps this run's fresh optimizer.
+    schedule_start: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,10 @@ def validate(cfg: CodecTrainConfig, where: str) -> CodecTrainConfig:
             raise ConfigError(f"{where}: {name} must be at least 1.")
     if cfg.data.batch_size < 1 or cfg.data.segment_seconds <= 0 or cfg.data.ref_seconds <= 0:
         raise ConfigError(f"{where}: data.batch_size, segment_seconds and ref_seconds must be positive.")
+    if not 0 <= cfg.optim.schedule_start < cfg.max_steps:
+        raise ConfigError(f"{where}: optim.schedule_start ({cfg.optim.schedule_start}: steps trained before "
+                          f"this run) must be at least 0 and below max_steps ({cfg.max_steps}, the whole "
+                          f"training's); raise max_steps to train on.")
     w2v = cfg.wav2vec2
     if w2v.pretrained is not None and Path(w2v.pretrained).expanduser().exists():
         # Absolute in the run's config.yaml: export and --resume may run from another folder.

@@ -70,14 +70,17 @@ ADVERSARIAL_METRICS = ("discriminator", "adversarial", "feature_matching", "grad
 
 
 def lr_factor(cfg: CodecTrainConfig) -> Callable[[int], float]:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` at ``max_steps``.
+
+    With ``optim.schedule_start`` S the decay is at step S + step of the model's whole training, and the
+    warm-up ramps up to that value (``max_steps`` counts the whole training too)."""
     warm, total, floor = cfg.optim.warmup_steps, cfg.max_steps, cfg.optim.min_lr_ratio
+    start = cfg.optim.schedule_start
 
     def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = min(1.0, (step - warm) / max(1, total - warm))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        ramp = (step + 1) / warm if step < warm else 1.0
+        progress = min(1.0, max(0, step + start - warm) / max(1, total - warm))
+        return ramp * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     return factor
 
@@ -313,7 +316,8 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
 
     ``config``: YAML path, preset name (``tiny``, ``small``, ``release``) or :class:`CodecTrainConfig`.
     ``data``: manifest JSONL or a ``sparktts prepare`` folder. ``max_steps``: stop once this many
-    optimiser steps are done (default: the config's; the schedule always uses the config's).
+    optimiser steps are done (default: the config's, less ``optim.schedule_start``; the schedule always
+    uses the config's).
     ``init``: a release (or its ``BiCodec/``) to start from instead of random weights.
     ``device``: ``"cpu"`` forces the CPU; default: what accelerate picks (GPU when there is one).
     ``max_time``: also stop, with a checkpoint, after this many seconds of training (a session's budget).
@@ -337,7 +341,7 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
         checkpoints = list_checkpoints(run_dir)
         if checkpoints:
             step = trainer.load(checkpoints[-1])
-    stop = cfg.max_steps if max_steps is None else max_steps
+    stop = cfg.max_steps - cfg.optim.schedule_start if max_steps is None else max_steps
     logger = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=step if resume else None)
     batches = iter(_loader(cfg, data, run_dir, step, acc))
     saved = step
