@@ -68,6 +68,12 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
         subset = json.loads((work / "eval" / name / "clear" / "summary.json").read_text())
         assert subset["n_items"] == clear["n_items"], name  # the same sentences, named clone_<utt>, create_<utt>
     assert "cloning WER, sentences Whisper hears in espeak's audio" in card
+    # Signal metrics of each round trip against its recording, per clip and their means, in the card too.
+    signal = json.loads((work / "eval" / "codec-b-2" / "codec" / "summary.json").read_text())
+    table = (work / "eval" / "codec-b-2" / "codec" / "metrics.csv").read_text().splitlines()
+    assert table[0] == "utt,stoi,pesq_wb,mel_distance,mcd" and len(table) == 3 and signal["n_scored"] == 2
+    assert signal["mel_distance"] > 0 and -1 <= signal["stoi"] <= 1
+    assert f"| codec round trip mel distance (log10 mel L1) | {signal['mel_distance']:g} |" in card
 
     stamp = (out / "LLM" / "model.safetensors").stat().st_mtime_ns
     logged = {run: read_metrics(work / run)["step"].tolist() for run in ("codec-b-run", "lm-run")}

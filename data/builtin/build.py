@@ -225,8 +225,42 @@ def _eval_codec(args: argparse.Namespace, work: Path, corpus: Path, codec: Path,
     summary = run_eval(items, work / "eval" / name, config=config,
                        synthesize=codec_roundtrip_synthesizer(BiCodecTokenizer(codec, device="cpu"))).summary
     clear = _clear_subset(work / "eval" / name, _espeak_ceiling(args.asr_model, work, corpus))
+    signal = _signal_metrics(work / "eval" / name, items)
     print(f"{name} round trip: WER {summary['wer_utt_mean']} %, SIM {summary['sim_mean']}; on the "
-          f"{clear['n_scored']} clear clips {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)")
+          f"{clear['n_scored']} clear clips {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)"
+          f"; {', '.join(f'{k} {v:.3g}' for k, v in signal.items() if k in SIGNAL_METRICS and v is not None)}")
+
+
+SIGNAL_METRICS = ("stoi", "pesq_wb", "mel_distance", "mcd")
+
+
+def _signal_metrics(eval_dir: Path, items) -> dict:
+    """``<eval_dir>/codec/``: STOI, PESQ, mel distance and MCD of each round trip against its recording
+    (``sparktts.eval.codec_metrics``; ``metrics.csv`` per clip, ``summary.json`` their means). They move
+    long before Whisper hears words, so they show a codec's progress while its WER still reads 100 %."""
+    import json
+
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from sparktts.eval.codec_metrics import codec_metrics
+    from sparktts.fileio import atomic_write
+
+    rows = []
+    for it in tqdm(items, desc="signal metrics"):
+        decoded = eval_dir / "wavs" / f"{it.utt}.wav"
+        if decoded.is_file():  # a failed item has its error in results.jsonl already
+            scores = codec_metrics(it.gt_wav, decoded, f0=False).to_dict()
+            rows.append({"utt": it.utt, **{k: scores[k] for k in SIGNAL_METRICS}})
+    table = pd.DataFrame(rows, columns=["utt", *SIGNAL_METRICS])
+    summary = {k: None if table[k].isna().all() else float(table[k].mean()) for k in SIGNAL_METRICS}
+    summary["n_scored"] = len(table)
+    (eval_dir / "codec").mkdir(exist_ok=True)
+    with atomic_write(eval_dir / "codec" / "metrics.csv", "w") as f:
+        table.to_csv(f, index=False)
+    with atomic_write(eval_dir / "codec" / "summary.json", "w") as f:
+        f.write(json.dumps(summary, indent=1))
+    return summary
 
 
 @functools.cache  # once per build: every codec export and both release evals compare with it
@@ -376,7 +410,7 @@ def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -
             for name, step in _exported_steps(work).items()]
     runs = _earlier_runs(work) + runs
     roundtrip = _roundtrip_eval(work, out)
-    evals = {"roundtrip": roundtrip, "espeak": work / "eval" / "espeak"}
+    evals = {"roundtrip": roundtrip, "espeak": work / "eval" / "espeak", "roundtrip_signal": roundtrip / "codec"}
     for name in ("roundtrip", "clone", "create"):
         evals[name] = roundtrip if name == "roundtrip" else work / "eval" / name
         evals[f"{name}_clear"] = evals[name] / "clear"
