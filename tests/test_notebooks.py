@@ -125,5 +125,6 @@ def test_notebook_runs(path):
         assert len(lengths) == 3 and lengths[2] % HOP == 0 and abs(lengths[1] - lengths[2]) < 720
         tables = [h for h in outputs(nb, "text/html") if "<table" in h]
         assert any("trained" in h and "release" in h and "perplexity" in h for h in tables)
+        assert any("trained" in h and "release" in h and "stoi" in h and "mel_distance" in h for h in tables)
         runs = sorted(Path(path.parent, "../outputs/training").glob("*/lm_run"))
         assert runs and (runs[-1] / "metrics.csv").is_file()

@@ -82,9 +82,9 @@ class Budget:
         return self.seconds - (time.monotonic() - self.start)
 
 
-def codec_phases(args: argparse.Namespace) -> tuple[Phase, ...]:
-    # --codec-a-steps counts phase A's whole training: with --codec-a-init, the recorded runs' steps too.
-    before = getattr(args, "codec_a_before", 0)
+def codec_phases(args: argparse.Namespace, before: int = 0) -> tuple[Phase, ...]:
+    """``before``: the steps phase A trained in earlier runs (``WORK/records``, with ``--codec-a-init``); they
+    count toward ``--codec-a-steps``, phase A's whole training."""
     return (Phase("codec-a", "codec", args.codec_config, max(1, args.codec_a_steps - before), before),
             Phase("codec-b", "codec", args.decoder_config, None))
 
@@ -162,6 +162,16 @@ def _record_export(work: Path, name: str, step: int) -> None:
     record = {**_exported_steps(work), name: step}
     with atomic_write(work / "build.json", "w") as f:
         f.write(json.dumps(record, indent=1))
+
+
+def record_runs(work: Path, runs: list[Path]) -> None:
+    """Record runs trained outside ``run_phases`` (``gpu_build.sh``) in ``WORK/build.json`` as this recipe
+    does (phase name: the run's folder without ``-run``; step: its last logged one), so the ``eval`` stage
+    and the model card work on their build too."""
+    from sparktts.train.run import read_metrics
+
+    for run in map(Path, runs):
+        _record_export(Path(work), run.name.removesuffix("-run"), int(read_metrics(run)["step"].iloc[-1]))
 
 
 def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse.Namespace,
@@ -327,14 +337,15 @@ def build(args: argparse.Namespace) -> None:
     corpus = work / "corpus"
     stages = set(args.stages)
     budget = Budget(args.max_minutes)
-    args.codec_a_before = 0 if args.codec_a_init is None else _recorded_steps(work)
+    earlier = _earlier_runs(work)
+    phases = codec_phases(args, 0 if args.codec_a_init is None else _recorded_steps(earlier))
     if "corpus" in stages:
         _load("make_corpus", HERE.parent / "corpus" / "make_corpus.py").build(corpus, args.n, args.heldout,
                                                                               args.seed, jobs=args.jobs)
     if "codec" in stages:
         score = None if args.no_eval else (lambda codec, name: _eval_codec(args, work, corpus, codec, name))
         first = None if args.codec_a_init is None else Path(args.codec_a_init).expanduser().resolve()
-        if not run_phases(codec_phases(args), work, corpus / "manifest.jsonl", args, args.codec_steps, budget,
+        if not run_phases(phases, work, corpus / "manifest.jsonl", args, args.codec_steps, budget,
                           score, init=first):
             print(f"codec: stopped by --max-minutes at {_exported_steps(work)}; rerun to go on")
             return
@@ -342,7 +353,7 @@ def build(args: argparse.Namespace) -> None:
     if "prepare" in stages:
         from sparktts.data.prepare import prepare
 
-        phase = next(p for p in codec_phases(args) if p.name == TOKENS_FROM)
+        phase = next(p for p in phases if p.name == TOKENS_FROM)
         if _exported_steps(work).get(TOKENS_FROM, 0) < _stop(phase, args):
             raise SystemExit(f"{work / TOKENS_FROM}: not trained to step {_stop(phase, args)} yet "
                              f"({_exported_steps(work)}); run the codec stage first")
@@ -354,7 +365,7 @@ def build(args: argparse.Namespace) -> None:
     if "release" in stages:
         from sparktts.train.export import export_run
 
-        lm, codec = work / f"{lm_phases(args)[-1].name}-run", work / codec_phases(args)[-1].name
+        lm, codec = work / f"{lm_phases(args)[-1].name}-run", work / phases[-1].name
         for needed, stage in ((lm, "lm"), (codec, "codec")):
             if not needed.is_dir():
                 raise SystemExit(f"{needed}: not there yet; run the {stage} stage first")
@@ -368,7 +379,7 @@ def build(args: argparse.Namespace) -> None:
         if not (roundtrip / "summary.json").is_file():  # the codec stage scores its phases; a GPU build does not
             _eval_codec(args, work, corpus, out, roundtrip.name)
         _eval_release(args, work, corpus, out)
-        _write_card(args, work, corpus, out)
+        _write_card(args, work, corpus, out, earlier)
 
 
 def _roundtrip_eval(work: Path, release: Path) -> Path:
@@ -393,22 +404,24 @@ def _earlier_runs(work: Path) -> list[tuple[str, Path, int, str]]:
     return runs
 
 
-def _recorded_steps(work: Path) -> int:
-    """The steps of the codec runs in ``WORK/records``: what a ``--codec-a-init`` snapshot trained."""
+def _recorded_steps(earlier: list[tuple[str, Path, int, str]]) -> int:
+    """The steps of the codec runs among ``earlier`` (``_earlier_runs``): what a ``--codec-a-init`` snapshot
+    trained."""
     import json
 
-    return sum(step for _, run, step, _ in _earlier_runs(work)
+    return sum(step for _, run, step, _ in earlier
                if not (run / "run.json").is_file() or json.loads((run / "run.json").read_text()).get("kind") == "codec")
 
 
-def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path) -> None:
+def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path,
+                earlier: list[tuple[str, Path, int, str]]) -> None:
     """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``): every phase that
     ``WORK/build.json`` records (this recipe's, or ``gpu_build.sh``'s, whose configs its runs keep)."""
     card = _load("model_card", HERE / "model_card.py")
     configs = {p.name: p.config for p in (*codec_phases(args), *lm_phases(args))}
     runs = [(name, work / f"{name}-run", step, configs.get(name, str(work / f"{name}-run" / "config.yaml")))
             for name, step in _exported_steps(work).items()]
-    runs = _earlier_runs(work) + runs
+    runs = earlier + runs
     roundtrip = _roundtrip_eval(work, out)
     evals = {"roundtrip": roundtrip, "espeak": work / "eval" / "espeak", "roundtrip_signal": roundtrip / "codec"}
     for name in ("roundtrip", "clone", "create"):

@@ -83,16 +83,10 @@ stamp "release"
 rm -rf "$WORK/release" && sp export "$WORK/lm-run" --out "$WORK/release" "${codec[@]}"
 runs=("$WORK/codec-a-run" "$WORK/lm-run")
 [ -d "$WORK/codec-b" ] && runs+=("$WORK/codec-b-run")
-# build.json as data/builtin/build.py keeps it (phase -> exported step), so its eval stage and model card
-# work on this build too; the corpus summary says which clips it trained on.
-"$py" - "$WORK" "${runs[@]}" <<'PY'
-import json, sys
-from pathlib import Path
-from sparktts.train.run import read_metrics
-work, runs = Path(sys.argv[1]), [Path(r) for r in sys.argv[2:]]
-steps = {r.name.removesuffix("-run"): int(read_metrics(r)["step"].iloc[-1]) for r in runs}
-(work / "build.json").write_text(json.dumps(steps, indent=1))
-PY
+# build.json as build.py keeps it, so its eval stage and model card work on this build too; the corpus
+# summary says which clips it trained on.
+PYTHONPATH="$here:$PYTHONPATH" "$py" -c 'import sys, build; build.record_runs(sys.argv[1], sys.argv[2:])' \
+    "$WORK" "${runs[@]}"
 cp "$WORK/corpus/summary.json" "$WORK/corpus_summary.json"
 "$py" "$here/transfer.py" pack "$WORK/release" "$OUT" --runs "${runs[@]}" \
     --extra "$WORK/build.json" "$WORK/corpus_summary.json" "$WORK/corpus.log" "$WORK/codec-b.log"
