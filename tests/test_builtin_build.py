@@ -123,6 +123,21 @@ def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_p
     # Its speaker path was trained already: it trains from the first step (the random start holds it off).
     assert yaml.safe_load((work / "codec-a-run" / "config.yaml").read_text())["speaker_start_step"] == 2
     assert yaml.safe_load((other / "codec-a-run" / "config.yaml").read_text())["speaker_start_step"] == 0
+    # A snapshot whose records hold all of phase A: it is phase A's export as it is (nothing trains, its
+    # tokens are the LLM's), and phase B and the tokens go on from it.
+    done = tmp_path / "done"
+    shutil.copytree(work / "corpus", done / "corpus")
+    shutil.copytree(other / "records", done / "records")
+    (done / "records" / "01-codec-a-run" / "metrics.csv").write_text("step,mel,seconds\n3,0.9,60.0\n")
+    assert build.main(["--work", str(done), *argv[2:], "--stages", "codec", "prepare", "--codec-steps", "1",
+                       "--codec-a-init", str(work / "codec-a")]) == 0
+    assert not (done / "codec-a-run").exists()
+    assert json.loads((done / "build.json").read_text()) == {"codec-a": 0, "codec-b": 1}
+    for part in ("BiCodec/model.safetensors", "config.yaml"):
+        assert (done / "codec-a" / part).read_bytes() == (work / "codec-a" / part).read_bytes()
+    assert json.loads((done / "codec-b-run" / "run.json").read_text())["init"] == str(done / "codec-a")
+    info = json.loads((done / "tokens" / "info.json").read_text())
+    assert info["model_dir"] == str((done / "codec-a").resolve())
 
 
 def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:

@@ -19,7 +19,8 @@ may run at the same time as two processes once codec phase A is done (phase B do
 
    * ``codec-a``: ``--codec-config`` (``codec_cpu.yaml``), the whole codec from random weights (or from
      ``--codec-a-init EXPORT``, e.g. a committed snapshot) with the small wav2vec2 trained with it, no
-     GAN, to step ``--codec-a-steps``; its tokens are the LLM's;
+     GAN, to step ``--codec-a-steps``; its tokens are the LLM's. The runs of a snapshot (``WORK/records``)
+     count toward those steps; a snapshot that holds them all is phase A's export as it is;
    * ``codec-b``: ``--decoder-config`` (``codec_cpu_decoder.yaml``) from codec-a's export: the tokenizer
      side frozen, the decoder side trained on (``--codec-steps``, default its whole schedule).
 
@@ -84,8 +85,9 @@ class Budget:
 
 def codec_phases(args: argparse.Namespace, before: int = 0) -> tuple[Phase, ...]:
     """``before``: the steps phase A trained in earlier runs (``WORK/records``, with ``--codec-a-init``); they
-    count toward ``--codec-a-steps``, phase A's whole training."""
-    return (Phase("codec-a", "codec", args.codec_config, max(1, args.codec_a_steps - before), before),
+    count toward ``--codec-a-steps``, phase A's whole training. Its stop is 0 when they trained all of it."""
+    stop = max(0 if before else 1, args.codec_a_steps - before)
+    return (Phase("codec-a", "codec", args.codec_config, stop, before),
             Phase("codec-b", "codec", args.decoder_config, None))
 
 
@@ -183,7 +185,8 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
     every call and exported again when its run has a newer checkpoint; ``WORK/build.json`` records the
     exported steps. ``budget`` bounds the training: a run stopped by it is exported as it is, and the
     phases after an unfinished one wait. ``init``: the first phase starts from this export's weights
-    instead of random ones. Returns whether every phase ran to its stop.
+    instead of random ones; a phase with stop 0 (its earlier runs trained all of it) takes that export as
+    its own, recorded at step 0. Returns whether every phase ran to its stop.
     """
     from sparktts.train.codec.trainer import train_codec
     from sparktts.train.export import export_run
@@ -192,6 +195,16 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
     for phase in phases:
         run, export = work / f"{phase.name}-run", work / phase.name
         stop = _stop(phase, args, last_stop)
+        if phase.stop == 0:
+            if phase.name not in _exported_steps(work):
+                fresh = work / f".{phase.name}.new"
+                shutil.rmtree(fresh, ignore_errors=True)
+                shutil.copytree(init, fresh)
+                shutil.rmtree(export, ignore_errors=True)
+                fresh.rename(export)
+                _record_export(work, phase.name, 0)
+            init = export
+            continue
         if not (phase.stop is not None and export.is_dir() and _exported_steps(work).get(phase.name, 0) >= stop):
             left = None if budget is None else budget.left()
             if left is not None and left <= 0:
@@ -354,7 +367,7 @@ def build(args: argparse.Namespace) -> None:
         from sparktts.data.prepare import prepare
 
         phase = next(p for p in phases if p.name == TOKENS_FROM)
-        if _exported_steps(work).get(TOKENS_FROM, 0) < _stop(phase, args):
+        if _exported_steps(work).get(TOKENS_FROM, -1) < _stop(phase, args):
             raise SystemExit(f"{work / TOKENS_FROM}: not trained to step {_stop(phase, args)} yet "
                              f"({_exported_steps(work)}); run the codec stage first")
         prepare(corpus / "manifest.jsonl", work / TOKENS_FROM, tokens)
@@ -420,7 +433,8 @@ def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path,
     card = _load("model_card", HERE / "model_card.py")
     configs = {p.name: p.config for p in (*codec_phases(args), *lm_phases(args))}
     runs = [(name, work / f"{name}-run", step, configs.get(name, str(work / f"{name}-run" / "config.yaml")))
-            for name, step in _exported_steps(work).items()]
+            for name, step in _exported_steps(work).items()
+            if (work / f"{name}-run").is_dir()]  # an adopted export's runs are among ``earlier``
     runs = earlier + runs
     roundtrip = _roundtrip_eval(work, out)
     evals = {"roundtrip": roundtrip, "espeak": work / "eval" / "espeak", "roundtrip_signal": roundtrip / "codec"}
