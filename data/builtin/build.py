@@ -188,6 +188,7 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
     instead of random ones; a phase with stop 0 (its earlier runs trained all of it) takes that export as
     its own, recorded at step 0. Returns whether every phase ran to its stop.
     """
+    from sparktts.fileio import atomic_dir
     from sparktts.train.codec.trainer import train_codec
     from sparktts.train.export import export_run
     from sparktts.train.lm.trainer import train_lm
@@ -197,11 +198,8 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
         stop = _stop(phase, args, last_stop)
         if phase.stop == 0:
             if phase.name not in _exported_steps(work):
-                fresh = work / f".{phase.name}.new"
-                shutil.rmtree(fresh, ignore_errors=True)
-                shutil.copytree(init, fresh)
-                shutil.rmtree(export, ignore_errors=True)
-                fresh.rename(export)
+                with atomic_dir(export, replace=True) as tmp:
+                    shutil.copytree(init, tmp, dirs_exist_ok=True)
                 _record_export(work, phase.name, 0)
             init = export
             continue
