@@ -108,6 +108,27 @@ def test_results_file_refuses_a_corrupt_middle_line(tmp_path: Path) -> None:
         ResultsFile(path)
 
 
+def test_summary_by_level_orders_levels_and_caps_looping_utterances() -> None:
+    from sparktts.eval.summary import summarize_by
+
+    items = [EvalItem(utt="a", text="x", gender="male", pitch="very_high", speed="low"),
+             EvalItem(utt="b", text="x", gender="male", pitch="low", speed="low"),
+             EvalItem(utt="c", text="x", gender="female", pitch="very_high", extra={"voice": "f3"}),
+             EvalItem(utt="d", text="x", gender="female", pitch="low")]
+    rows = [{"utt": "a", "wer": 0.5, "sim": 0.8}, {"utt": "b", "wer": 0.0, "sim": 0.6},
+            {"utt": "c", "wer": 6.0, "sim": None},  # the recognizer looped: 600 % on one utterance
+            {"utt": "d", "wer": None, "error": "synth: failed"}]
+    table = summarize_by(rows, items, by=("pitch", "speed", "voice", "missing"))
+    assert [(r.by, r.value) for r in table.itertuples()] == [
+        ("pitch", "low"), ("pitch", "very_high"), ("speed", "low"), ("voice", "f3")]
+    high = table.iloc[1]
+    assert (high.n, high.n_scored) == (2, 2)
+    assert high.wer_utt_mean == 325.0 and high.wer_median == 325.0 and high.wer_capped_mean == 75.0
+    assert high.sim_mean == 0.8
+    low = table.iloc[0]
+    assert (low.n, low.n_scored, low.wer_utt_mean, low.sim_mean) == (2, 1, 0.0, 0.6)
+
+
 def test_summary_utterance_mean_and_corpus() -> None:
     rows = [
         {
@@ -458,6 +479,10 @@ def test_control_scoring_of_voice_creation_items(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "out" / "summary.json").read_text())["control"]
     assert saved == report.summary() and saved["n"] == 2 and saved["gender_accuracy"] == 1.0
     assert saved["pitch_within_one"] >= saved["pitch_accuracy"]
+    levels = json.loads((tmp_path / "out" / "summary.json").read_text())["by_level"]  # the requested levels
+    assert {(r["by"], r["value"]) for r in levels if r["by"] == "gender"} == {("gender", it.gender) for it in items}
+    assert sum(r["n"] for r in levels if r["by"] == "pitch") == len(items) == 2
+    assert run.by_level.to_dict("records") == levels
     # espeak's default speed (150 wpm here) is a moderate 4-5 syllables/s: ctl_001 asked for moderate.
     by_utt = {r["utt"]: r for r in rows}
     assert by_utt["ctl_001"]["speed_measured"] == "moderate"

@@ -215,11 +215,8 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
                 train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume, max_time=left)
             step = _latest_step(phase, run)
             if not export.is_dir() or _exported_steps(work).get(phase.name) != step:
-                fresh = work / f".{phase.name}.new"
-                shutil.rmtree(fresh, ignore_errors=True)
-                export_run(run, fresh)
-                shutil.rmtree(export, ignore_errors=True)
-                fresh.rename(export)
+                with atomic_dir(export, replace=True) as tmp:  # the last export stays until this one is whole
+                    export_run(run, tmp)
                 _record_export(work, phase.name, step)
                 if on_export is not None:
                     on_export(export, f"{phase.name}-{step}")

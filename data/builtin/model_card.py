@@ -140,6 +140,46 @@ def score_rows(evals: dict[str, Path]) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
+LEVEL_EVALS = (("roundtrip", "codec round trip, by the recording's voice"),
+               ("clone", "cloning, by the prompt's voice"),
+               ("create", "voice creation, by the requested attributes"))
+
+
+def _by_level(folder: Path | None) -> dict[tuple[str, str], dict]:
+    """``summary.json``'s ``by_level`` (``sparktts.eval.summary.summarize_by``), keyed by (attribute, value)."""
+    path = None if folder is None else Path(folder) / "summary.json"
+    if path is None or not path.is_file():
+        return {}
+    return {(r["by"], r["value"]): r for r in json.loads(path.read_text()).get("by_level") or ()}
+
+
+def level_tables(evals: dict[str, Path]) -> list[str]:
+    """Markdown: WER per gender, pitch and speed level of each eval that recorded them. A mean over 40
+    utterances moves a lot with one the recognizer loops on, so the median and the mean with each
+    utterance capped at 100 % stand beside it; the round trip also shows espeak-ng's own audio per level."""
+    def fmt(v) -> str:
+        return "" if v is None else f"{v:.1f}"
+
+    lines: list[str] = []
+    espeak = _by_level(evals.get("espeak"))
+    for name, title in LEVEL_EVALS:
+        levels = _by_level(evals.get(name))
+        if not levels:
+            continue
+        ceiling = espeak if name == "roundtrip" and espeak else {}
+        head = "| attribute | level | n | mean | median | capped mean |"
+        lines += ["", f"### WER (%) per level: {title}", "",
+                  head + (" espeak-ng's own, capped mean |" if ceiling else ""),
+                  "|---|---|---|---|---|---|" + ("---|" if ceiling else "")]
+        for (by, value), r in levels.items():
+            row = f"| {by} | {value} | {r['n_scored']} | {fmt(r['wer_utt_mean'])} | {fmt(r['wer_median'])} | " \
+                  f"{fmt(r['wer_capped_mean'])} |"
+            if ceiling:
+                row += f" {fmt(ceiling.get((by, value), {}).get('wer_capped_mean'))} |"
+            lines.append(row)
+    return lines
+
+
 def model_card(release: Path, manifest: Path, heldout: Path, runs: list[tuple[str, Path, int, str]],
                evals: dict[str, Path], notes: str = "") -> str:
     """The card's markdown. ``runs``: (phase, run folder, exported step, config); ``evals``: name -> eval folder
@@ -194,6 +234,7 @@ def model_card(release: Path, manifest: Path, heldout: Path, runs: list[tuple[st
     ]
     for label, _folder, value, target, met in score_rows(evals):
         lines.append(f"| {label} | {value} | {target} | {met} |")
+    lines += level_tables(evals)
     if notes:
         lines += ["", "## Notes", "", notes.strip()]
     return "\n".join(lines) + "\n"

@@ -52,7 +52,7 @@ from .process import Synthesizer, item_wav_path, process_item
 from .ray_engine import iter_ray
 from .results import RESULTS_FILE, ResultsFile, json_default
 from .scoring import Scorer, ScoringConfig
-from .summary import SUMMARY_FILE, summarize_results
+from .summary import SUMMARY_FILE, summarize_by, summarize_results
 from .synthesis import sparktts_synthesizer
 
 SIM_MATRIX_FILE = "sim_matrix.csv"  # --identify: SIM of every cloned output to every prompt
@@ -67,6 +67,7 @@ class EvalRun:
     summary: dict
     missing: list[str] = field(default_factory=list)
     out_dir: Path | None = None
+    by_level: pd.DataFrame | None = None  # :func:`summarize_by` when the items carry gender/pitch/speed
 
 
 def _check_asr_covers(scorer: Scorer, items: Sequence[EvalItem]) -> None:
@@ -227,10 +228,14 @@ def _run_locked(items: Sequence[EvalItem], out_dir: Path, results: ResultsFile, 
         from .control import score_control
 
         summary["control"] = score_control(rows).summary()
+    by_level = summarize_by(rows, items)
+    if len(by_level):
+        summary["by_level"] = by_level.to_dict("records")
     summary["config"] = asdict(config) if config is not None else None
     with atomic_write(out_dir / SUMMARY_FILE, "w") as fh:
         json.dump(summary, fh, indent=2, ensure_ascii=False, default=json_default)
-    return EvalRun(results=pd.DataFrame(rows), table=table, summary=summary, missing=missing, out_dir=out_dir)
+    return EvalRun(results=pd.DataFrame(rows), table=table, summary=summary, missing=missing, out_dir=out_dir,
+                   by_level=by_level if len(by_level) else None)
 
 
 __all__ = [

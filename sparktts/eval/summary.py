@@ -85,4 +85,58 @@ def summarize_results(
     return table, summary
 
 
-__all__ = ["SUMMARY_FILE", "summarize_results"]
+def _percent(fraction: float) -> float | None:
+    """A fraction as a JSON-able percentage (3 dp); None for the NaN of an empty group."""
+    return _json_safe(round(100 * float(fraction), 3))
+
+
+_LEVEL_ORDER = {"very_low": 0, "low": 1, "moderate": 2, "high": 3, "very_high": 4}
+
+
+def summarize_by(rows: Sequence[dict] | str | os.PathLike, items: Sequence,
+                 by: Sequence[str] = ("gender", "pitch", "speed")) -> pd.DataFrame:
+    """WER and SIM per value of item attributes: which voices (genders, pitch or speed levels) a model
+    gets wrong.
+
+    Parameters
+    ----------
+    rows : result rows, or a ``results.jsonl``
+    items : the eval's items (:class:`~sparktts.eval.lists.EvalItem`); an attribute is read from the item
+        (``gender``, ``pitch``, ``speed``) or its ``extra`` keys. Requested levels for a voice-creation
+        list; the recording's labels for a round trip of a labelled corpus.
+    by : attributes to break down by; one with no value on any item is left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (``by``, ``value``), levels in their natural order: ``n`` (items with that value),
+        ``n_scored``, ``wer_utt_mean`` (%), ``wer_median`` (%), ``wer_capped_mean`` (%, each utterance
+        capped at 100 % so that one utterance the recognizer loops on cannot dominate a level) and
+        ``sim_mean``.
+    """
+    if isinstance(rows, (str, os.PathLike)):
+        rows = ResultsFile(rows, read_only=True).rows
+    scored = {r["utt"]: r for r in rows}
+    out = []
+    for attr in by:
+        values = {}
+        for it in items:
+            value = getattr(it, attr, None)
+            if value is None:
+                value = (getattr(it, "extra", None) or {}).get(attr)
+            if value is not None:
+                values.setdefault(str(value), []).append(scored.get(it.utt, {}))
+        for value in sorted(values, key=lambda v: (_LEVEL_ORDER.get(v, len(_LEVEL_ORDER)), v)):
+            group = values[value]
+            wer = pd.Series([r.get("wer") if r.get("wer") is not None else r.get("cer") for r in group],
+                            dtype=float).dropna()
+            sim = pd.Series([r.get("sim") for r in group], dtype=float).dropna()
+            out.append({"by": attr, "value": value, "n": len(group), "n_scored": len(wer),
+                        "wer_utt_mean": _percent(wer.mean()), "wer_median": _percent(wer.median()),
+                        "wer_capped_mean": _percent(wer.clip(upper=1.0).mean()),
+                        "sim_mean": round(float(sim.mean()), 3) if len(sim) else None})
+    return pd.DataFrame(out, columns=["by", "value", "n", "n_scored", "wer_utt_mean", "wer_median",
+                                      "wer_capped_mean", "sim_mean"])
+
+
+__all__ = ["SUMMARY_FILE", "summarize_by", "summarize_results"]
