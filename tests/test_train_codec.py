@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -226,6 +227,14 @@ def test_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data_dir, tin
         for key in ("generator", "mel", "discriminator", "vq", "feature", "codes_used", "lr"):
             assert ra[key] == rb[key], (ra["step"], key)
     assert sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
+    # Stopped before its first checkpoint (killed): resuming starts over from what the run started from
+    # (run.json's init, not random weights), with no --init given again; the lost step's row is dropped.
+    killed = train_codec(cfg, data_dir / "manifest.jsonl", tmp_path / "c", max_steps=1, device="cpu",
+                         init=tiny_codec_release)
+    shutil.rmtree(killed / "checkpoints")
+    restarted = rows(train_codec(cfg, data_dir / "manifest.jsonl", killed, resume=True, device="cpu"))
+    assert [r["step"] for r in restarted] == [1, 2, 3, 4]
+    assert [r["generator"] for r in restarted] == [r["generator"] for r in a]
     assert (tmp_path / "a" / "tensorboard").is_dir()
     skipped = [json.loads(x)["audio"] for x in (tmp_path / "a" / "skipped.jsonl").read_text().splitlines()]
     assert any(s.endswith("broken.wav") for s in skipped)

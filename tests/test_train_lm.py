@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,11 @@ def test_resume_gives_the_same_next_losses(reference_run: Path, data_dir: Path, 
     df = pd.read_csv(run / "metrics.csv")
     assert df["step"].tolist() == [1, 2, 3, 4]
     np.testing.assert_allclose(df["loss"], losses(reference_run), rtol=1e-6)
+    # A run stopped before its first checkpoint starts over from its start when resumed.
+    killed = train_lm(tiny(), data_dir, tmp_path / "killed", max_steps=1, device="cpu")
+    shutil.rmtree(latest_checkpoint(killed))
+    train_lm(tiny(), data_dir, killed, max_steps=STEPS, resume=True, device="cpu")
+    np.testing.assert_allclose(losses(killed), losses(reference_run), rtol=1e-6)
 
 
 def test_gradient_accumulation_gives_the_same_losses(reference_run: Path, data_dir: Path, tmp_path: Path) -> None:

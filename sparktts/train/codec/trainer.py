@@ -47,11 +47,13 @@ from ...errors import ConfigError
 from ..config import to_dict
 from ..run import (
     CHECKPOINTS_DIR,
+    RUN_FILE,
     Deadline,
     MetricsLogger,
     TrainingError,
     prepare_run_dir,
     prune_checkpoints,
+    read_run_info,
     reset_accelerator_state,
 )
 from ..run import list_checkpoints as run_checkpoints
@@ -326,7 +328,11 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     It changes no weight or checkpoint, so a run may be resumed with or without it.
     """
     cfg = load_codec_config(config)
-    if init is not None and not resume:
+    out = Path(out).expanduser()
+    if resume and (out / RUN_FILE).is_file():
+        init = read_run_info(out).get("init")  # what the run started from
+    checkpoints = list_checkpoints(out) if resume and out.is_dir() else []
+    if init is not None and not checkpoints:
         check_fixed_tokens(cfg, init, "codec config")
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file otherwise
     acc = make_accelerator(cfg, device)
@@ -335,12 +341,10 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     run_dir = prepare_run_dir(out, "codec", cfg, info, resume, acc.is_main_process)
     acc.wait_for_everyone()
 
-    trainer = CodecTrainer(cfg, acc, init=None if resume else init, compile=compile)
-    step = 0
-    if resume:
-        checkpoints = list_checkpoints(run_dir)
-        if checkpoints:
-            step = trainer.load(checkpoints[-1])
+    # A run stopped before its first checkpoint starts over from its start (``init`` or random weights):
+    # the frozen parts of a decoder run must never be random ones.
+    trainer = CodecTrainer(cfg, acc, init=None if checkpoints else init, compile=compile)
+    step = trainer.load(checkpoints[-1]) if checkpoints else 0
     stop = cfg.max_steps - cfg.optim.schedule_start if max_steps is None else max_steps
     logger = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=step if resume else None)
     batches = iter(_loader(cfg, data, run_dir, step, acc))

@@ -342,18 +342,17 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
     run_dir = prepare_run_dir(out, "lm", cfg, info, resume, acc.is_main_process)
     acc.wait_for_everyone()
     base = run_dir / BASE_DIR
-    if not resume and acc.is_main_process:
+    # A run stopped before its first checkpoint starts over from its start (``init`` or random weights).
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if ckpt is None and acc.is_main_process:
         write_base(base, cfg, info["init"])
     acc.wait_for_everyone()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     examples, stats = build_examples(read_tokenized(data), tokenizer, cfg.tasks, cfg.max_length,
                                      data_info.get("num_globals"))
     _report_examples(run_dir, stats, acc.is_main_process)
-    model = build_model(base, cfg, None if resume else info["init"])
+    model = build_model(base, cfg, None if ckpt is not None else info["init"])
     trainer = LMTrainer(cfg, examples, model, tokenizer.pad_token_id, accelerator=acc, device=device)
-    ckpt = latest_checkpoint(run_dir) if resume else None
-    if resume and ckpt is None:
-        raise TrainingError(f"{run_dir}: --resume but no checkpoint yet; drop --resume and use a new --out")
     if ckpt is not None:
         trainer.load(ckpt)
         log.info("resumed from %s", ckpt)
