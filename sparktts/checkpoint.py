@@ -127,6 +127,32 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     return obj
 
 
+def cast_weights(folder: str | os.PathLike, dtype: torch.dtype, source: torch.dtype = torch.float32) -> list[Path]:
+    """Store every ``source`` tensor of the safetensors files under ``folder`` as ``dtype``, in place.
+
+    A release stored in bfloat16 is half the bytes and loads like a float32 one: the loaders copy the
+    weights into modules of the dtype they compute in. Each file is replaced whole (its metadata kept);
+    returns the files rewritten.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save
+
+    from .fileio import atomic_write
+
+    written = []
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if not any(v.dtype == source for v in tensors.values()):
+            continue
+        blob = save({k: v.to(dtype) if v.dtype == source else v for k, v in tensors.items()}, metadata=metadata)
+        with atomic_write(path) as fh:
+            fh.write(blob)
+        written.append(path)
+    return written
+
+
 def _weight_norm_prefixes(model: nn.Module) -> set[str]:
     return {name for name, m in model.named_modules() if isinstance(m, WEIGHT_NORM_TYPES)}
 

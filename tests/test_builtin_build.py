@@ -41,12 +41,22 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     shipped = json.loads((out / "export.json").read_text())
     assert shipped["codec_dir"] == str((work / "codec-b").resolve())
     assert shipped["tokens_codec_dir"] == str((work / "codec-a").resolve())
-    for name in ("codec-a-2", "codec-b-2", "clone", "create"):
-        rows = [json.loads(x) for x in (work / "eval" / name / "results.jsonl").read_text().splitlines()]
+    # The shipped weights are stored in bfloat16 and scored as shipped, in evals named by what it holds.
+    from safetensors import safe_open
+
+    for weights in out.rglob("*.safetensors"):
+        with safe_open(str(weights), framework="pt") as f:
+            assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} <= {"BF16", "I64", "I32"}, weights
+    evals = build.release_evals(work, out)
+    assert {k: v.name for k, v in evals.items()} == {"roundtrip": "roundtrip-codec-b-2-bfloat16",
+                                                     "clone": "clone-lm-2-codec-b-2-bfloat16",
+                                                     "create": "create-lm-2-codec-b-2-bfloat16"}
+    for folder in (work / "eval" / "codec-a-2", work / "eval" / "codec-b-2", *evals.values()):
+        rows = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines()]
         assert len(rows) == 2 and all("wer" in r for r in rows)  # a 2-step model may be silent: rows, not crashes
     codec_rows = [json.loads(x) for x in (work / "eval" / "codec-b-2.jsonl").read_text().splitlines()]
     assert all(r["prompt_wav"] == r["gt_wav"] for r in codec_rows)  # SIM against the recording itself
-    clone = json.loads((work / "eval" / "clone" / "summary.json").read_text())
+    clone = json.loads((evals["clone"] / "summary.json").read_text())
     assert "identification" in clone
     card = (out / "MODEL_CARD.md").read_text()  # every figure read from the build's own records
     assert "16 clips" in card and "2 clips" in card and "| lm | " in card
@@ -61,16 +71,16 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     espeak = {json.loads(x)["utt"]: json.loads(x)["wer"] for x in
               (work / "eval" / "espeak" / "results.jsonl").read_text().splitlines()}
     assert len(espeak) == 2
-    clear = json.loads((work / "eval" / "codec-b-2" / "clear" / "summary.json").read_text())
+    clear = json.loads((evals["roundtrip"] / "clear" / "summary.json").read_text())
     assert clear["n_items"] == sum(100 * w <= 20 for w in espeak.values()) and clear["espeak_max_wer"] == 20
     assert "espeak-ng's own held-out audio WER (the ceiling)" in card
     for name in ("clone", "create"):
-        subset = json.loads((work / "eval" / name / "clear" / "summary.json").read_text())
+        subset = json.loads((evals[name] / "clear" / "summary.json").read_text())
         assert subset["n_items"] == clear["n_items"], name  # the same sentences, named clone_<utt>, create_<utt>
     assert "cloning WER, sentences Whisper hears in espeak's audio" in card
     # Signal metrics of each round trip against its recording, per clip and their means, in the card too.
-    signal = json.loads((work / "eval" / "codec-b-2" / "codec" / "summary.json").read_text())
-    table = (work / "eval" / "codec-b-2" / "codec" / "metrics.csv").read_text().splitlines()
+    signal = json.loads((evals["roundtrip"] / "codec" / "summary.json").read_text())
+    table = (evals["roundtrip"] / "codec" / "metrics.csv").read_text().splitlines()
     assert table[0] == "utt,stoi,pesq_wb,mel_distance,mcd" and len(table) == 3 and signal["n_scored"] == 2
     assert signal["mel_distance"] > 0 and -1 <= signal["stoi"] <= 1
     assert f"| codec round trip mel distance (log10 mel L1) | {signal['mel_distance']:g} |" in card

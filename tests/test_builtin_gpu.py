@@ -103,6 +103,6 @@ def test_gpu_recipe_runs_end_to_end_and_its_release_comes_back(tmp_path: Path) -
     build = load_script("data/builtin/build.py", "builtin_build")
     assert build.main(["--work", str(home), "--out", str(release), "--stages", "corpus", "eval", "--n", "16",
                        "--heldout", "2", "--jobs", "1", "--asr-model", "tiny.en"]) == 0
-    assert (home / "eval" / "codec-b-1" / "summary.json").is_file()
+    assert (home / "eval" / "roundtrip-codec-b-1-bfloat16" / "summary.json").is_file()  # the shipped weights
     card = (release / "MODEL_CARD.md").read_text()
     assert "| codec-b |" in card and "| lm |" in card and "codec round trip WER (Whisper tiny.en)" in card

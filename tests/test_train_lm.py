@@ -287,6 +287,33 @@ def test_export_loads_in_sparktts_and_generates(reference_run: Path, tmp_path: P
         export_run(reference_run, out)
 
 
+def test_export_in_bfloat16_stores_the_rounded_weights_and_loads(reference_run: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from sparktts import SparkTTS
+    from sparktts.train.export import export_run
+
+    full = export_run(reference_run, tmp_path / "fp32")
+    half = export_run(reference_run, tmp_path / "bf16", dtype="bfloat16")
+    files = sorted(p.relative_to(full) for p in full.rglob("*.safetensors"))
+    assert files == sorted(p.relative_to(half) for p in half.rglob("*.safetensors")) and len(files) >= 3
+    for rel in files:
+        a, b = load_file(str(full / rel)), load_file(str(half / rel))
+        assert a.keys() == b.keys()
+        for k in a:
+            expected = a[k].to(torch.bfloat16) if a[k].dtype == torch.float32 else a[k]
+            assert b[k].dtype == expected.dtype and torch.equal(b[k], expected), (rel, k)
+    assert sum(p.stat().st_size for p in half.rglob("*.safetensors")) < 0.6 * sum(
+        p.stat().st_size for p in full.rglob("*.safetensors"))
+    tts = SparkTTS.from_pretrained(half, device="cpu")  # computes in float32 as before
+    assert next(tts.model.parameters()).dtype == torch.float32
+    assert tts.create("hello", gender="male", pitch="low", speed="low", max_new_tokens=48, seed=0).audio.size > 0
+    with pytest.raises(TrainingError, match=r"--dtype 'int8': choose one of"):
+        export_run(reference_run, tmp_path / "bad", dtype="int8")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_export_ships_a_further_trained_decoder_only_if_it_gives_the_same_tokens(
         reference_run: Path, tiny_release: Path, tmp_path: Path) -> None:
     """--codec: a decoder trained on after the tokens were prepared ships beside the LLM; a codec whose

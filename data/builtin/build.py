@@ -29,10 +29,11 @@ may run at the same time as two processes once codec phase A is done (phase B do
 3. ``prepare``: ``sparktts prepare`` with the codec-a export into ``WORK/tokens``.
 4. ``lm``: ``sparktts train lm`` with ``--lm-config`` (``lm_cpu.yaml``: cloning and voice creation) on
    those tokens (``--lm-steps``, default its whole schedule).
-5. ``release``: ``sparktts export lm --codec codec-b`` to ``--out`` (the export checks that codec-b
-   tokenizes exactly as codec-a did).
-6. ``eval``: the release on the held-out sentences (``eval_lists.py``): cloning with speaker
-   identification (``WORK/eval/clone``) and voice creation with the attribute checks (``WORK/eval/create``);
+5. ``release``: ``sparktts export lm --codec codec-b --dtype bfloat16`` to ``--out`` (the export checks
+   that codec-b tokenizes exactly as codec-a did; the weights are stored in bfloat16).
+6. ``eval``: the release on the held-out sentences (``eval_lists.py``): its codec round trip, cloning
+   with speaker identification and voice creation with the attribute checks, in
+   ``WORK/eval/{roundtrip,clone,create}-...`` named by what the release holds (:func:`release_evals`);
    then ``OUT/MODEL_CARD.md`` (``model_card.py``) from the runs and these scores.
 
 ``--phase-steps N`` stops every phase at step N (a smoke run of the whole chain).
@@ -319,7 +320,8 @@ def _clear_subset(eval_dir: Path, ceiling: Path, prefix: str = "") -> dict:
     return summary
 
 
-def _eval_release(args: argparse.Namespace, work: Path, corpus: Path, release: Path) -> None:
+def _eval_release(args: argparse.Namespace, work: Path, corpus: Path, release: Path,
+                  evals: dict[str, Path]) -> None:
     from sparktts import SparkTTS
     from sparktts.eval.lists import read_list
     from sparktts.eval.runner import ScoringConfig, run_eval
@@ -332,8 +334,8 @@ def _eval_release(args: argparse.Namespace, work: Path, corpus: Path, release: P
             ("clone", clone, ScoringConfig(asr_model=args.asr_model, sim_backend="resemblyzer", lang="en",
                                            identify=True)),
             ("create", create, ScoringConfig(asr_model=args.asr_model, lang="en", control=True))):
-        summary = run_eval(read_list(items), work / "eval" / name, synthesize=synthesize, config=config).summary
-        clear = _clear_subset(work / "eval" / name, _espeak_ceiling(args.asr_model, work, corpus), f"{name}_")
+        summary = run_eval(read_list(items), evals[name], synthesize=synthesize, config=config).summary
+        clear = _clear_subset(evals[name], _espeak_ceiling(args.asr_model, work, corpus), f"{name}_")
         print(f"text to speech ({name}): WER {summary['wer_utt_mean']} %; on the {clear['n_scored']} clear "
               f"sentences {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)")
 
@@ -378,24 +380,36 @@ def build(args: argparse.Namespace) -> None:
             if not needed.is_dir():
                 raise SystemExit(f"{needed}: not there yet; run the {stage} stage first")
         with atomic_dir(out, replace=True) as tmp:  # --out always holds one whole release
-            release = export_run(lm, tmp / "release", codec=codec)
+            release = export_run(lm, tmp / "release", codec=codec, dtype=RELEASE_DTYPE)
             for part in release.iterdir():
                 shutil.move(str(part), tmp / part.name)
             release.rmdir()
     if "eval" in stages and not args.no_eval:
-        roundtrip = _roundtrip_eval(work, out)
-        if not (roundtrip / "summary.json").is_file():  # the codec stage scores its phases; a GPU build does not
-            _eval_codec(args, work, corpus, out, roundtrip.name)
-        _eval_release(args, work, corpus, out)
-        _write_card(args, work, corpus, out, earlier)
+        evals = release_evals(work, out)
+        _eval_codec(args, work, corpus, out, evals["roundtrip"].name)  # the shipped (rounded) weights
+        _eval_release(args, work, corpus, out, evals)
+        _write_card(args, work, corpus, out, earlier, evals)
 
 
-def _roundtrip_eval(work: Path, release: Path) -> Path:
-    """``WORK/eval/<phase>-<step>``: the round trip of the codec the release ships (its export.json names it)."""
+# The release's weights are stored in bfloat16: half the bytes (the issue's <= 50 MB in the repository),
+# loaded as float32 like any release. The tokenizer side is phase A's, bfloat16-exact already (the
+# snapshot), so the rounding leaves the LLM's tokens as they were; the decoder side is rounded, and
+# the round trip is scored on the shipped weights.
+RELEASE_DTYPE = "bfloat16"
+
+
+def release_evals(work: Path, release: Path) -> dict[str, Path]:
+    """``WORK/eval/<check>-<what the release holds>``: its round trip, cloning and voice creation.
+
+    Named by the codec export and LLM step it ships, because an eval resumes what its folder holds: a
+    release rebuilt after more training is scored afresh, not from the last one's rows."""
     import json
 
-    shipped = Path(json.loads((release / "export.json").read_text())["codec_dir"]).name
-    return work / "eval" / f"{shipped}-{_exported_steps(work).get(shipped)}"
+    info = json.loads((release / "export.json").read_text())
+    codec = Path(info["codec_dir"]).name
+    shipped = f"{codec}-{_exported_steps(work).get(codec)}-{RELEASE_DTYPE}"
+    return {"roundtrip": work / "eval" / f"roundtrip-{shipped}",
+            **{name: work / "eval" / f"{name}-lm-{info['step']}-{shipped}" for name in ("clone", "create")}}
 
 
 def _earlier_runs(work: Path) -> list[tuple[str, Path, int, str]]:
@@ -422,7 +436,7 @@ def _recorded_steps(earlier: list[tuple[str, Path, int, str]]) -> int:
 
 
 def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path,
-                earlier: list[tuple[str, Path, int, str]]) -> None:
+                earlier: list[tuple[str, Path, int, str]], scored: dict[str, Path]) -> None:
     """``OUT/MODEL_CARD.md`` from the runs and evals in ``WORK`` (``model_card.py``): every phase that
     ``WORK/build.json`` records (this recipe's, or ``gpu_build.sh``'s, whose configs its runs keep)."""
     card = _load("model_card", HERE / "model_card.py")
@@ -431,11 +445,9 @@ def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path,
             for name, step in _exported_steps(work).items()
             if (work / f"{name}-run").is_dir()]  # an adopted export's runs are among ``earlier``
     runs = earlier + runs
-    roundtrip = _roundtrip_eval(work, out)
-    evals = {"roundtrip": roundtrip, "espeak": work / "eval" / "espeak", "roundtrip_signal": roundtrip / "codec"}
+    evals = {**scored, "espeak": work / "eval" / "espeak", "roundtrip_signal": scored["roundtrip"] / "codec"}
     for name in ("roundtrip", "clone", "create"):
-        evals[name] = roundtrip if name == "roundtrip" else work / "eval" / name
-        evals[f"{name}_clear"] = evals[name] / "clear"
+        evals[f"{name}_clear"] = scored[name] / "clear"
     card.write_model_card(out / "MODEL_CARD.md",
                           card.model_card(out, corpus / "manifest.jsonl", corpus / "heldout.jsonl", runs, evals))
 

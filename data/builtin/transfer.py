@@ -28,22 +28,16 @@ PIECE = 15 * 2**20
 RUN_RECORDS = ("config.yaml", "run.json", "metrics.csv", "examples.json", "skipped.jsonl")
 
 
-def _cast(path: Path, src, dst) -> None:
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(str(path))
-    save_file({k: v.to(dst) if v.dtype == src else v for k, v in tensors.items()}, str(path))
-
-
 def pack(release: Path, out: Path, runs: list[Path] = (), extra: list[Path] = ()) -> list[Path]:
     """``release`` -> ``out/release.tar.NNN`` pieces (+ ``out/work.tar.gz``); returns the files written."""
     import torch
 
+    from sparktts.checkpoint import cast_weights
+
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(shutil.copytree(release, Path(tmp) / "release"))
-        for weights in copy.rglob("*.safetensors"):
-            _cast(weights, torch.float32, torch.bfloat16)
+        cast_weights(copy, torch.bfloat16)
         blob = _tar(copy, "release")
     written = []
     for i in range(0, len(blob), PIECE):
@@ -73,6 +67,7 @@ def unpack(folder: Path, release: Path, work: Path | None = None) -> Path:
     """The pieces in ``folder`` -> the float32 release folder ``release`` (and ``work.tar.gz`` into ``work``)."""
     import torch
 
+    from sparktts.checkpoint import cast_weights
     from sparktts.fileio import atomic_dir
 
     pieces = sorted(folder.glob("release.tar.[0-9][0-9][0-9]"))
@@ -85,8 +80,7 @@ def unpack(folder: Path, release: Path, work: Path | None = None) -> Path:
         for part in (tmp / "release").iterdir():
             part.rename(tmp / part.name)
         (tmp / "release").rmdir()
-        for weights in tmp.rglob("*.safetensors"):
-            _cast(weights, torch.bfloat16, torch.float32)
+        cast_weights(tmp, torch.float32, source=torch.bfloat16)
     if work is not None and (folder / "work.tar.gz").is_file():
         work.mkdir(parents=True, exist_ok=True)
         with tarfile.open(folder / "work.tar.gz", "r:gz") as t:
