@@ -158,6 +158,11 @@ def test_summary_utterance_mean_and_corpus() -> None:
     assert summary["sim_mean"] == 0.6 and summary["n_errors"] == 1 and summary["n_missing"] == 2
     assert summary["n_items"] == 5 and summary["n_scored"] == 2
     assert table.loc["en", "wer_utt_mean"] == 50.0
+    assert summary["wer_median"] == 50.0 and summary["wer_capped_mean"] == 50.0  # 1.0 and 0.0: nothing to cap
+    looped = [{**rows[0], "wer": 7.0, "errors": 7}, rows[1], {**rows[1], "utt": "b2"}]  # a recognizer loop
+    _, robust = summarize_results(looped)
+    assert robust["wer_utt_mean"] == pytest.approx(233.333) and robust["wer_median"] == 0.0
+    assert robust["wer_capped_mean"] == pytest.approx(33.333)
 
 
 # ---------------------------------------------------------------- runner on real audio

@@ -11,7 +11,8 @@ from ._scripts import load_script
 def test_scores_are_held_to_their_targets_and_missing_ones_say_so(tmp_path: Path, tiny_release: Path) -> None:
     card = load_script("data/builtin/model_card.py", "builtin_model_card")
     evals = {}
-    for name, summary in (("roundtrip", {"wer_utt_mean": 12.5, "sim_mean": 0.91, "config": {"asr_model": "base"}}),
+    for name, summary in (("roundtrip", {"wer_utt_mean": 12.5, "wer_median": 10.0, "sim_mean": 0.91,
+                                   "config": {"asr_model": "base"}}),
                           ("clone", {"wer_utt_mean": 41.0, "sim_mean": 0.7, "identification": {"accuracy": 0.85}}),
                           ("create", {"wer_utt_mean": 28.0, "control": {"gender_accuracy": 0.95,
                                                                         "pitch_within_one": None}})):
@@ -25,6 +26,8 @@ def test_scores_are_held_to_their_targets_and_missing_ones_say_so(tmp_path: Path
     assert rows["voice creation: requested gender heard"][2] == "met"
     assert rows["voice creation: pitch within one level"] == ("not measured", "", "")
     assert rows["codec round trip SIM (to the recording)"] == ("0.91", "", "")
+    assert rows["codec round trip WER, median (Whisper base)"] == ("10 %", "", "")  # reported, held to nothing
+    assert rows["codec round trip WER, each clip capped at 100 % (Whisper base)"] == ("not measured", "", "")
 
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps({"audio": f"a{i}.wav", "speaker": "en-us+f1", "gender": "female",

@@ -245,7 +245,8 @@ def _eval_codec(args: argparse.Namespace, work: Path, corpus: Path, codec: Path,
                        synthesize=codec_roundtrip_synthesizer(BiCodecTokenizer(codec, device="cpu"))).summary
     clear = _clear_subset(work / "eval" / name, _espeak_ceiling(args.asr_model, work, corpus))
     signal = _signal_metrics(work / "eval" / name, items)
-    print(f"{name} round trip: WER {summary['wer_utt_mean']} %, SIM {summary['sim_mean']}; on the "
+    print(f"{name} round trip: WER {summary['wer_utt_mean']} % (median {summary['wer_median']} %), "
+          f"SIM {summary['sim_mean']}; on the "
           f"{clear['n_scored']} clear clips {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)"
           f"; {', '.join(f'{k} {v:.3g}' for k, v in signal.items() if k in SIGNAL_METRICS and v is not None)}")
 

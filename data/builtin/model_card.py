@@ -36,6 +36,8 @@ class Target:
 
 TARGETS = (
     Target("roundtrip", "codec round trip WER", ("wer_utt_mean",), 20.0, True, " %"),
+    Target("roundtrip", "codec round trip WER, median", ("wer_median",), None, True, " %"),
+    Target("roundtrip", "codec round trip WER, each clip capped at 100 %", ("wer_capped_mean",), None, True, " %"),
     Target("roundtrip", "codec round trip SIM (to the recording)", ("sim_mean",), None),
     Target("roundtrip_signal", "codec round trip STOI (to the recording)", ("stoi",), None),
     Target("roundtrip_signal", "codec round trip PESQ wide band", ("pesq_wb",), None),
@@ -45,11 +47,13 @@ TARGETS = (
            ("wer_utt_mean",), 20.0, True, " %"),
     Target("roundtrip_clear", "espeak-ng's own WER on those clips", ("espeak_wer_utt_mean",), None, True, " %"),
     Target("clone", "cloning WER", ("wer_utt_mean",), 30.0, True, " %"),
+    Target("clone", "cloning WER, median", ("wer_median",), None, True, " %"),
     Target("clone_clear", "cloning WER, sentences Whisper hears in espeak's audio (≤ 20 %)", ("wer_utt_mean",),
            30.0, True, " %"),
     Target("clone", "cloning SIM (to its prompt)", ("sim_mean",), None),
     Target("clone", "cloning: nearest its own prompt", ("identification", "accuracy"), 0.8),
     Target("create", "voice creation WER", ("wer_utt_mean",), 30.0, True, " %"),
+    Target("create", "voice creation WER, median", ("wer_median",), None, True, " %"),
     Target("create_clear", "voice creation WER, sentences Whisper hears in espeak's audio (≤ 20 %)",
            ("wer_utt_mean",), 30.0, True, " %"),
     Target("create", "voice creation: requested gender heard", ("control", "gender_accuracy"), 0.9),

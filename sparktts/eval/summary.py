@@ -30,7 +30,8 @@ def summarize_results(
     -------
     table : pandas.DataFrame
         One row per language (plus ``all`` when there are several): ``n``, ``metric``, ``wer_utt_mean``
-        (%, the protocol number), ``wer_corpus`` (%), ``sim_mean``, ``n_errors``.
+        (%, the protocol number), ``wer_corpus`` (%), ``wer_median`` and ``wer_capped_mean`` (%, each
+        utterance's WER capped at 100 %), ``sim_mean``, ``n_errors``.
     summary : dict
         Counts (``n_items``, ``n_results``, ``n_scored``, ``n_errors``, ``n_missing``, ``missing``),
         per-language metrics under ``by_lang``, and timing totals (``synth_s``, ``asr_s``, ``sim_s``,
@@ -47,6 +48,7 @@ def summarize_results(
         sub = sub.copy()
         sub["wer"] = sub["wer"].where(sub["wer"].notna(), sub["cer"])
         w = summarize_wer(sub[["wer", "errors", "ref_len", "unit"]])
+        wers = sub["wer"].dropna().astype(float)
         sims = sub["sim"].dropna().astype(float)
         zh = (sub["lang"] == "zh").all() and len(sub) > 0
         return {
@@ -55,6 +57,10 @@ def summarize_results(
             "n_scored": int(w.n),
             "wer_utt_mean": _json_safe(round(100 * w.utterance_mean, 3)),
             "wer_corpus": _json_safe(round(100 * w.corpus, 3)),
+            # Robust beside the protocol's mean: one utterance the recognizer loops on (WER >> 100 %)
+            # can move the mean of hundreds by several points.
+            "wer_median": _percent(wers.median()) if len(wers) else None,
+            "wer_capped_mean": _percent(wers.clip(upper=1.0).mean()) if len(wers) else None,
             "sim_n": int(len(sims)),
             "sim_mean": _json_safe(round(float(sims.mean()), 3)) if len(sims) else None,
             "sim_var": _json_safe(float(sims.var(ddof=0))) if len(sims) else None,
@@ -78,7 +84,8 @@ def summarize_results(
         "n_errors": overall["n_errors"],
         "n_missing": len(missing),
         "missing": list(missing)[:100],
-        **{k: overall[k] for k in ("metric", "wer_utt_mean", "wer_corpus", "sim_mean", "sim_var", "sim_n")},
+        **{k: overall[k] for k in ("metric", "wer_utt_mean", "wer_corpus", "wer_median", "wer_capped_mean",
+                                   "sim_mean", "sim_var", "sim_n")},
         "by_lang": by_lang,
         "timing": timing,
     }
