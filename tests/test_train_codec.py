@@ -388,6 +388,14 @@ def test_frozen_tokenizer_side_keeps_every_token_while_the_decoder_trains(tmp_pa
     for clip in ("c0.wav", "c1.wav"):
         a, b = old.encode(data_dir / clip), new.encode(data_dir / clip)
         assert torch.equal(a.semantic_ids, b.semantic_ids) and torch.equal(a.global_ids, b.global_ids)
+    # data/builtin/heldout_mel.py: the run's held-out mel loss beside its init's, on the same whole clips.
+    from ._scripts import load_script
+
+    heldout = data_dir / "two.jsonl"
+    heldout.write_text("".join(json.dumps({"audio": f"c{i}.wav", "text": "x"}) + "\n" for i in (0, 1)))
+    scores = load_script("data/builtin/heldout_mel.py", "heldout_mel").heldout_mel(run, heldout, every=1)
+    assert list(scores) == ["init", "step_00000002"] and all(0 < v < 10 for v in scores.values())
+    assert scores["init"] != scores["step_00000002"]  # the decoder moved; the same clips both times
 
 
 def test_decoder_only_run_must_prepare_prompts_as_its_release(tmp_path, data_dir, tiny_codec_release):
