@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from ..format.tokens import LEVELS_MAP
 from .results import ResultsFile
 from .wer import summarize_wer
 
@@ -59,8 +60,8 @@ def summarize_results(
             "wer_corpus": _json_safe(round(100 * w.corpus, 3)),
             # Robust beside the protocol's mean: one utterance the recognizer loops on (WER >> 100 %)
             # can move the mean of hundreds by several points.
-            "wer_median": _percent(wers.median()) if len(wers) else None,
-            "wer_capped_mean": _percent(wers.clip(upper=1.0).mean()) if len(wers) else None,
+            "wer_median": _percent(wers.median()),
+            "wer_capped_mean": _percent(wers.clip(upper=1.0).mean()),
             "sim_n": int(len(sims)),
             "sim_mean": _json_safe(round(float(sims.mean()), 3)) if len(sims) else None,
             "sim_var": _json_safe(float(sims.var(ddof=0))) if len(sims) else None,
@@ -97,9 +98,6 @@ def _percent(fraction: float) -> float | None:
     return _json_safe(round(100 * float(fraction), 3))
 
 
-_LEVEL_ORDER = {"very_low": 0, "low": 1, "moderate": 2, "high": 3, "very_high": 4}
-
-
 def summarize_by(rows: Sequence[dict] | str | os.PathLike, items: Sequence,
                  by: Sequence[str] = ("gender", "pitch", "speed")) -> pd.DataFrame:
     """WER and SIM per value of item attributes: which voices (genders, pitch or speed levels) a model
@@ -133,7 +131,7 @@ def summarize_by(rows: Sequence[dict] | str | os.PathLike, items: Sequence,
                 value = (getattr(it, "extra", None) or {}).get(attr)
             if value is not None:
                 values.setdefault(str(value), []).append(scored.get(it.utt, {}))
-        for value in sorted(values, key=lambda v: (_LEVEL_ORDER.get(v, len(_LEVEL_ORDER)), v)):
+        for value in sorted(values, key=lambda v: (LEVELS_MAP.get(v, len(LEVELS_MAP)), v)):
             group = values[value]
             wer = pd.Series([r.get("wer") if r.get("wer") is not None else r.get("cer") for r in group],
                             dtype=float).dropna()
