@@ -131,27 +131,38 @@ def global_tokens_figure(global_ids: np.ndarray, labels: Sequence[str] | None = 
     return fig
 
 
-def training_curves(metrics, columns: Sequence[str] | None = None, title: str = "") -> Figure:
+def training_curves(metrics, columns: Sequence[str] | None = None, title: str = "", validation=None) -> Figure:
     """Loss curves of a training run: one panel per loss, the learning rate in the last.
 
     ``metrics`` is the DataFrame of a run's ``metrics.csv`` (``sparktts.train.run.read_metrics``) or
     anything with a ``step`` column. ``columns`` picks the losses (default: every column but ``step``,
     ``lr`` and ``seconds``). Losses with several orders of magnitude of range get a log axis.
+    ``validation``: the run's ``validation.csv`` (``read_metrics(run, "validation.csv")``): drawn over the
+    training curve of the same name as "held out", and the LM's ``text_gap`` in a panel of its own.
     """
     skip = {"step", "lr", "seconds"}
     names = list(columns) if columns is not None else [c for c in metrics.columns if c not in skip]
+    if validation is not None and "text_gap" in validation.columns and "text_gap" not in names:
+        names.append("text_gap")
     panels = names + (["lr"] if "lr" in metrics.columns else [])
     cols = min(3, max(1, len(panels)))
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(4 * cols, 2.4 * rows), constrained_layout=True)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
-    steps = np.asarray(metrics["step"])
     for ax, name in zip(axes, panels):
-        values = np.asarray(metrics[name], dtype=float)
-        ax.plot(steps, values, lw=1.2, color="#b42318" if name == "lr" else "#1f4e79")
-        finite = values[np.isfinite(values)]
+        drawn = []
+        for frame, label, style in ((metrics, "training", {"color": "#b42318" if name == "lr" else "#1f4e79"}),
+                                    (validation, "held out", {"color": "#d97706", "marker": "o", "ms": 3})):
+            if frame is None or name not in frame.columns:
+                continue
+            values = np.asarray(frame[name], dtype=float)
+            ax.plot(np.asarray(frame["step"]), values, lw=1.2, label=label, **style)
+            drawn.append(values[np.isfinite(values)])
+        finite = np.concatenate(drawn) if drawn else np.array([])
         if name != "lr" and len(finite) and finite.min() > 0 and finite.max() / finite.min() > 30:
             ax.set_yscale("log")
+        if len(drawn) > 1:
+            ax.legend(fontsize=7)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -85,6 +85,11 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     assert signal["mel_distance"] > 0 and -1 <= signal["stoi"] <= 1
     assert f"| codec round trip mel distance (log10 mel L1) | {signal['mel_distance']:g} |" in card
 
+    # The LLM validated on the held-out clips' tokens (never trained on), with both layouts.
+    val = read_metrics(work / "lm-run", "validation.csv")
+    assert val["step"].tolist() == [0, 2] and val[["loss_clone", "loss_create", "text_gap"]].notna().all().all()
+    assert json.loads((work / "heldout_tokens" / "info.json").read_text())["clips"] == 2
+    assert read_metrics(work / "codec-b-run", "validation.csv")["mel"].notna().all()  # the held-out clips, whole
     stamp = (out / "LLM" / "model.safetensors").stat().st_mtime_ns
     logged = {run: read_metrics(work / run)["step"].tolist() for run in ("codec-b-run", "lm-run")}
     assert all(steps[-1] == 2 for steps in logged.values())

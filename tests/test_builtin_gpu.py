@@ -94,6 +94,11 @@ def test_gpu_recipe_runs_end_to_end_and_its_release_comes_back(tmp_path: Path) -
                                                       "corpus.log", "corpus_summary.json", "lm-run"]
     assert json.loads((home / "build.json").read_text()) == {"codec-a": 1, "lm": 1, "codec-b": 1}
     assert (home / "lm-run" / "metrics.csv").is_file() and not (home / "lm-run" / "checkpoints").exists()
+    # Every run validated on the held-out clips (at its start and its one step), and the records came back.
+    assert (home / "lm-run" / "validation.csv").read_text() == (work / "lm-run" / "validation.csv").read_text()
+    for run in ("codec-a-run", "codec-b-run", "lm-run"):
+        assert [r.split(",")[0] for r in (home / run / "validation.csv").read_text().splitlines()] == \
+            ["step", "0", "1"], run
     assert json.loads((home / "corpus_summary.json").read_text())["config"]["n"] == 16
     tts = SparkTTS.from_pretrained(release, device="cpu")
     result = tts.create("A short test.", "female", "moderate", "moderate", seed=0, max_new_tokens=48)

@@ -128,3 +128,5 @@ def test_notebook_runs(path):
         assert any("trained" in h and "release" in h and "stoi" in h and "mel_distance" in h for h in tables)
         runs = sorted(Path(path.parent, "../outputs/training").glob("*/lm_run"))
         assert runs and (runs[-1] / "metrics.csv").is_file()
+        validation = (runs[-1] / "validation.csv").read_text().splitlines()  # the held-out clips, every 5 steps
+        assert [row.split(",")[0] for row in validation] == ["step", "0", "5", "10", "15", "20"]

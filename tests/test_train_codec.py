@@ -240,6 +240,55 @@ def test_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path, data_dir, tin
     assert any(s.endswith("broken.wav") for s in skipped)
 
 
+def test_validation_scores_whole_held_out_clips_and_changes_no_training_step(tmp_path, data_dir,
+                                                                         tiny_codec_release):
+    """--val-data: the mel loss of whole clips at the start, every val_every steps and at the stop; the
+    training losses equal a run without it; a resumed run goes on with the same rows; each row is what
+    heldout_mel.py computes from the checkpoint (and the init) afterwards; frozen parts stay in eval mode."""
+    from sparktts.train.codec.validation import load_validation_clips
+
+    from ._scripts import load_script
+
+    cfg = tiny(max_steps=4, speaker_start_step=1, freeze=["speaker_encoder"])
+    manifest = data_dir / "manifest.jsonl"
+    plain = train_codec(cfg, manifest, tmp_path / "plain", device="cpu", init=tiny_codec_release)
+    run = train_codec(cfg, manifest, tmp_path / "val", max_steps=2, device="cpu", init=tiny_codec_release,
+                      val_data=manifest, val_every=2, val_clips=None)
+    run = train_codec(cfg, manifest, run, resume=True, device="cpu", val_data=manifest, val_every=2, val_clips=None)
+    assert [r["generator"] for r in rows(run)] == [r["generator"] for r in rows(plain)]
+    with (run / "validation.csv").open(newline="") as f:
+        val = {int(r["step"]): float(r["mel"]) for r in csv.DictReader(f)}
+    assert list(val) == [0, 2, 4] and all(0 < v < 10 for v in val.values()) and val[4] != val[0]
+    assert any((run / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    # Whole clips, the unreadable and silent ones skipped (as training skips them).
+    clips = load_validation_clips(manifest, cfg, None)
+    assert [Path(c.audio).name for c in clips] == ["c0.wav", "c1.wav", "c2.wav"]
+    assert [len(c.wav) for c in clips] == [25600, 40000, 12800] and all(len(c.ref) == len(clips[0].ref) for c in clips)
+    three = data_dir / "three.jsonl"  # a limit takes clips spread over the list: first and last of three
+    three.write_text("".join(json.dumps({"audio": f"c{i}.wav", "text": "x"}) + "\n" for i in range(3)))
+    assert [Path(c.audio).name for c in load_validation_clips(three, cfg, 2)] == ["c0.wav", "c2.wav"]
+    scores = load_script("data/builtin/heldout_mel.py", "heldout_mel").heldout_mel(run, manifest, clips=None)
+    assert scores["init"] == pytest.approx(val[0], rel=1e-5)
+    assert scores["step_00000004"] == pytest.approx(val[4], rel=1e-5)
+    # The trainer's modules keep their modes through a validation.
+    trainer = CodecTrainer(cfg, make_accelerator(cfg, "cpu"), init=tiny_codec_release)
+    modes = [m.training for m in trainer.gen.modules()]
+    assert not trainer.codec.speaker_encoder.training and trainer.codec.decoder.training
+    trainer.validate(clips)
+    assert [m.training for m in trainer.gen.modules()] == modes
+
+
+def test_validation_errors_name_the_fix(tmp_path, data_dir):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"audio": str(data_dir / "silent.wav"), "text": "x"}) + "\n")
+    with pytest.raises(TrainingError, match="none of its clips could be read"):
+        train_codec(tiny(max_steps=1), data_dir / "manifest.jsonl", tmp_path / "a", device="cpu", val_data=bad)
+    with pytest.raises(ConfigError, match="val_every must be >= 1"):
+        train_codec(tiny(max_steps=1), data_dir / "manifest.jsonl", tmp_path / "b", device="cpu",
+                    val_data=data_dir / "manifest.jsonl", val_every=0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before anything is written
+
+
 def test_a_continued_run_goes_on_with_the_schedule_where_its_model_left_it(tmp_path, data_dir):
     from sparktts.train.codec.trainer import lr_factor
 
@@ -393,7 +442,7 @@ def test_frozen_tokenizer_side_keeps_every_token_while_the_decoder_trains(tmp_pa
 
     heldout = data_dir / "two.jsonl"
     heldout.write_text("".join(json.dumps({"audio": f"c{i}.wav", "text": "x"}) + "\n" for i in (0, 1)))
-    scores = load_script("data/builtin/heldout_mel.py", "heldout_mel").heldout_mel(run, heldout, every=1)
+    scores = load_script("data/builtin/heldout_mel.py", "heldout_mel").heldout_mel(run, heldout, clips=None)
     assert list(scores) == ["init", "step_00000002"] and all(0 < v < 10 for v in scores.values())
     assert scores["init"] != scores["step_00000002"]  # the decoder moved; the same clips both times
 

@@ -411,16 +411,89 @@ def test_cli_prepare_train_resume_export(tiny_release: Path, tmp_path: Path, cap
     assert "already holds a training run" in capsys.readouterr().err
 
 
-def test_builtin_alignment_check_compares_right_and_shifted_texts(reference_run: Path, data_dir: Path,
-                                                                   tmp_path: Path) -> None:
-    """data/builtin/lm_alignment.py: with the texts in place the two losses are one; shifted, they differ."""
+def test_validation_losses_are_the_trainers_own_on_the_heldout_examples(reference_run: Path, data_dir: Path,
+                                                                        tokenizer, examples) -> None:
+    """The validation sums equal the trainer's loss per task, and the wrong-text examples keep each
+    clip's target and change only its text."""
+    from sparktts.train.lm.validation import heldout_sums, load_heldout, summarize
+
+    heldout = load_heldout(data_dir, tokenizer, ("clone", "create"), 512)
+    assert [e.input_ids for e in heldout.examples] == [e.input_ids for e in examples]
+    right = {e.clip_id: e for e in examples if e.task == "clone"}
+    assert len(heldout.wrong_text) == len(right) == 6
+    for wrong in heldout.wrong_text:
+        ok = right[wrong.clip_id]
+        assert wrong.target == ok.target and wrong.prompt != ok.prompt
+        assert wrong.input_ids[wrong.num_prompt:] == ok.input_ids[ok.num_prompt:]
+    cfg = tiny()
+    trainer = LMTrainer(cfg, list(examples), build_model(reference_run / "base", cfg, None), tokenizer.pad_token_id,
+                        device="cpu")
+    values = summarize(heldout_sums(trainer.acc.unwrap_model(trainer.model), heldout, tokenizer.pad_token_id, 4))
+    assert values == pytest.approx(trainer.validate(heldout), rel=1e-6)
+    for task in ("clone", "create"):
+        assert values[f"loss_{task}"] == pytest.approx(trainer.loss([e for e in examples if e.task == task]),
+                                                       rel=1e-5)
+    wrong = trainer.loss(list(heldout.wrong_text))
+    assert values["text_gap"] == pytest.approx(wrong - values["loss_clone"], rel=1e-4, abs=1e-6)
+    assert values["loss"] == pytest.approx(trainer.loss(list(examples)), rel=1e-5)
+
+
+def test_training_with_val_data_logs_validation_and_resumes_it(reference_run: Path, data_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """--val-data: rows at the start, every val_every steps and at the stop; TensorBoard's validation run;
+    a resumed run goes on with the same rows; the last row equals the exported model's validation;
+    validation changes no training loss."""
     from sparktts.train.export import export_run
+    from sparktts.train.lm.validation import release_validation
+
+    run = train_lm(tiny(), data_dir, tmp_path / "run", max_steps=3, device="cpu", val_data=data_dir, val_every=2)
+    val = pd.read_csv(run / "validation.csv")
+    assert val["step"].tolist() == [0, 2, 3]
+    assert set(val.columns) >= {"loss", "loss_clone", "loss_create", "loss_clone_wrong_text", "text_gap"}
+    assert any((run / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    train_lm(tiny(), data_dir, run, max_steps=STEPS, resume=True, device="cpu", val_data=data_dir, val_every=2)
+    val = pd.read_csv(run / "validation.csv")
+    assert val["step"].tolist() == [0, 2, 3, 4]  # resumed from step 3's checkpoint; no step-0 row again
+    np.testing.assert_allclose(losses(run), losses(reference_run), rtol=1e-6)
+    # The loss on the training clips falls as they are learnt.
+    assert val["loss"].iloc[-1] < val["loss"].iloc[0]
+    exported = release_validation(export_run(run, tmp_path / "release"), data_dir, tasks=("clone", "create"))
+    assert exported == pytest.approx(val.iloc[-1][list(exported)].to_dict(), rel=1e-4)
+    # The plot draws held-out points over the training curve of the same name, and the text gap.
+    from sparktts.plotting import training_curves
+    from sparktts.train.run import read_metrics
+
+    fig = training_curves(read_metrics(run), ["loss", "grad_norm"], validation=read_metrics(run, "validation.csv"))
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    assert list(panels) == ["loss", "grad_norm", "text_gap", "lr"]
+    assert [line.get_label() for line in panels["loss"].lines] == ["training", "held out"]
+    np.testing.assert_allclose(panels["loss"].lines[1].get_ydata(), val["loss"])
+    assert [line.get_label() for line in panels["grad_norm"].lines] == ["training"]
+
+
+def test_val_data_errors(data_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(data_dir, other)
+    info = json.loads((other / "info.json").read_text())
+    (other / "info.json").write_text(json.dumps({**info, "semantic_codebook_size": 17}))
+    with pytest.raises(TrainingError, match=r"another codec.*semantic_codebook_size"):
+        train_lm(tiny(), data_dir, tmp_path / "a", max_steps=1, device="cpu", val_data=other)
+    with pytest.raises(ConfigError, match="val_every must be >= 1"):
+        train_lm(tiny(), data_dir, tmp_path / "b", max_steps=1, device="cpu", val_data=data_dir, val_every=0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before anything is written
+
+
+def test_builtin_alignment_check_is_the_validation_of_the_exported_model(reference_run: Path, data_dir: Path,
+                                                                         tmp_path: Path, capsys) -> None:
+    """data/builtin/lm_alignment.py prints the library's validation of a release."""
+    from sparktts.train.export import export_run
+    from sparktts.train.lm.validation import release_validation
 
     from ._scripts import load_script
 
     module = load_script("data/builtin/lm_alignment.py", "lm_alignment")
     release = export_run(reference_run, tmp_path / "release")
-    right, same = module.losses(str(release), str(data_dir), shift=0)
-    assert right == same and np.isfinite(right)
-    right, wrong = module.losses(str(release), str(data_dir), shift=1)
-    assert np.isfinite(wrong) and wrong != right
+    assert module.main([str(release), str(data_dir)]) == 0
+    values = release_validation(release, data_dir)
+    out = capsys.readouterr().out
+    assert f"right text {values['loss_clone']:.4f}" in out and f"gap {values['text_gap']:.4f}" in out

@@ -24,11 +24,14 @@ may run at the same time as two processes once codec phase A is done (phase B do
    * ``codec-b``: ``--decoder-config`` (``codec_cpu_decoder.yaml``) from codec-a's export: the tokenizer
      side frozen, the decoder side trained on (``--codec-steps``, default its whole schedule).
 
-   Each run is exported to ``WORK/<phase>`` whenever it stops and, unless ``--no-eval``, scored with
-   the round trip of the held-out clips (``WORK/eval/<phase>-<step>``).
-3. ``prepare``: ``sparktts prepare`` with the codec-a export into ``WORK/tokens``.
+   Each run validates on 20 held-out clips (``--val-data``: the mel loss of their whole reconstructions
+   in ``WORK/<phase>-run/validation.csv``), is exported to ``WORK/<phase>`` whenever it stops and, unless
+   ``--no-eval``, scored with the round trip of the held-out clips (``WORK/eval/<phase>-<step>``).
+3. ``prepare``: ``sparktts prepare`` with the codec-a export into ``WORK/tokens``, and the held-out
+   clips into ``WORK/heldout_tokens`` (the LLM's validation, never trained on).
 4. ``lm``: ``sparktts train lm`` with ``--lm-config`` (``lm_cpu.yaml``: cloning and voice creation) on
-   those tokens (``--lm-steps``, default its whole schedule).
+   those tokens (``--lm-steps``, default its whole schedule), ``--val-data WORK/heldout_tokens``: its
+   held-out losses and text gap in ``WORK/lm-run/validation.csv``.
 5. ``release``: ``sparktts export lm --codec codec-b --dtype bfloat16`` to ``--out`` (the export checks
    that codec-b tokenizes exactly as codec-a did; the weights are stored in bfloat16).
 6. ``eval``: the release on the held-out sentences (``eval_lists.py``): its codec round trip, cloning
@@ -179,7 +182,7 @@ def record_runs(work: Path, runs: list[Path]) -> None:
 
 def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse.Namespace,
                last_stop: int | None, budget: Budget | None = None, on_export=None,
-               init: Path | None = None) -> bool:
+               init: Path | None = None, val_data: Path | None = None) -> bool:
     """Train each phase from the previous one's export (resumed) and export it to ``WORK/<name>``.
 
     A phase with a fixed stop is done once exported at that step. An open one is trained on (resumed) at
@@ -187,7 +190,8 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
     exported steps. ``budget`` bounds the training: a run stopped by it is exported as it is, and the
     phases after an unfinished one wait. ``init``: the first phase starts from this export's weights
     instead of random ones; a phase with stop 0 (its earlier runs trained all of it) takes that export as
-    its own, recorded at step 0. Returns whether every phase ran to its stop.
+    its own, recorded at step 0. ``val_data``: the held-out data the runs validate on (clips for the codec,
+    their tokens for the LM). Returns whether every phase ran to its stop.
     """
     from sparktts.fileio import atomic_dir
     from sparktts.train.codec.trainer import train_codec
@@ -211,9 +215,10 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
             resume = (run / "config.yaml").is_file()
             if phase.kind == "codec":
                 train_codec(_codec_config(phase, init), data, run, max_steps=stop, resume=resume, init=init,
-                            max_time=left, compile=args.compile)
+                            max_time=left, compile=args.compile, val_data=val_data)
             else:
-                train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume, max_time=left)
+                train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume, max_time=left,
+                         val_data=val_data)
             step = _latest_step(phase, run)
             if not export.is_dir() or _exported_steps(work).get(phase.name) != step:
                 with atomic_dir(export, replace=True) as tmp:  # the last export stays until this one is whole
@@ -357,10 +362,10 @@ def build(args: argparse.Namespace) -> None:
         score = None if args.no_eval else (lambda codec, name: _eval_codec(args, work, corpus, codec, name))
         first = None if args.codec_a_init is None else Path(args.codec_a_init).expanduser().resolve()
         if not run_phases(phases, work, corpus / "manifest.jsonl", args, args.codec_steps, budget,
-                          score, init=first):
+                          score, init=first, val_data=corpus / "heldout.jsonl"):
             print(f"codec: stopped by --max-minutes at {_exported_steps(work)}; rerun to go on")
             return
-    tokens = work / "tokens"
+    tokens, heldout_tokens = work / "tokens", work / "heldout_tokens"
     if "prepare" in stages:
         from sparktts.data.prepare import prepare
 
@@ -369,8 +374,10 @@ def build(args: argparse.Namespace) -> None:
             raise SystemExit(f"{work / TOKENS_FROM}: not trained to step {_stop(phase, args)} yet "
                              f"({_exported_steps(work)}); run the codec stage first")
         prepare(corpus / "manifest.jsonl", work / TOKENS_FROM, tokens)
+        prepare(corpus / "heldout.jsonl", work / TOKENS_FROM, heldout_tokens)
     if "lm" in stages:
-        if not run_phases(lm_phases(args), work, tokens, args, args.lm_steps, budget):
+        val = heldout_tokens if (heldout_tokens / "info.json").is_file() else None
+        if not run_phases(lm_phases(args), work, tokens, args, args.lm_steps, budget, val_data=val):
             print("lm: --max-minutes spent; rerun to go on")
             return
     if "release" in stages:

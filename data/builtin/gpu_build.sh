@@ -3,9 +3,9 @@
 #
 #   corpus   data/corpus/make_corpus.py replays data/corpus/records.jsonl.gz (espeak-ng only, all cores)
 #   codec A  codec_gpu.yaml: the whole codec from random weights, no GAN         (CODEC_MINUTES, 3)
-#   tokens   sparktts prepare with phase A's export
+#   tokens   sparktts prepare with phase A's export (training clips, and the held-out ones)
 #   codec B  codec_gpu_decoder.yaml: the decoder side with the GAN, tokens fixed  } side by side
-#   LLM      lm_gpu.yaml on phase A's tokens                                     } (TRAIN_MINUTES, 3)
+#   LLM      lm_gpu.yaml on phase A's tokens, validated on the held-out ones     } (TRAIN_MINUTES, 3)
 #   release  sparktts export LM --codec B (the export checks that B tokenizes as A), packed into $OUT
 #
 # Every step is a plain sparktts command; data/builtin/build.py is the CPU recipe of the same stages.
@@ -59,19 +59,22 @@ stamp "corpus: $N training clips, $HELDOUT held out"
 
 stamp "codec phase A"
 sp train codec --config "$CODEC_CONFIG" --data "$WORK/corpus/manifest.jsonl" --out "$WORK/codec-a-run" \
-    --max-minutes "$CODEC_MINUTES"
+    --max-minutes "$CODEC_MINUTES" --val-data "$WORK/corpus/heldout.jsonl"
 rm -rf "$WORK/codec-a" && sp export "$WORK/codec-a-run" --out "$WORK/codec-a"
 "$py" "$here/transfer.py" pack "$WORK/codec-a" "$OUT/codec-a" --runs "$WORK/codec-a-run"
 
 stamp "tokens"
 sp prepare "$WORK/corpus/manifest.jsonl" --model_dir "$WORK/codec-a" --out "$WORK/tokens" \
     --batch_size "${PREPARE_BATCH:-32}"
+sp prepare "$WORK/corpus/heldout.jsonl" --model_dir "$WORK/codec-a" --out "$WORK/heldout_tokens" \
+    --batch_size "${PREPARE_BATCH:-32}"
 
 stamp "codec phase B beside the LLM"
 (cd "$WORK" && sp train codec --config "$DECODER_CONFIG" --init codec-a --data corpus/manifest.jsonl \
-    --out codec-b-run --max-minutes "$TRAIN_MINUTES" > codec-b.log 2>&1) &
+    --out codec-b-run --max-minutes "$TRAIN_MINUTES" --val-data corpus/heldout.jsonl > codec-b.log 2>&1) &
 decoder=$!
-sp train lm --config "$LM_CONFIG" --data "$WORK/tokens" --out "$WORK/lm-run" --max-minutes "$TRAIN_MINUTES"
+sp train lm --config "$LM_CONFIG" --data "$WORK/tokens" --out "$WORK/lm-run" --max-minutes "$TRAIN_MINUTES" \
+    --val-data "$WORK/heldout_tokens"
 codec=()
 if wait "$decoder"; then
     rm -rf "$WORK/codec-b" && sp export "$WORK/codec-b-run" --out "$WORK/codec-b" && codec=(--codec "$WORK/codec-b")

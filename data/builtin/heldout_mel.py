@@ -1,25 +1,23 @@
 """Held-out mel loss of a codec run's checkpoints beside the export it started from: a cheap validation.
 
-    python data/builtin/heldout_mel.py RUN HELDOUT_JSONL [--every 10] [--checkpoints step_00000500 ...]
+    python data/builtin/heldout_mel.py RUN HELDOUT_JSONL [--clips 20] [--checkpoints step_00000500 ...]
 
-The trainer's own multi-resolution mel loss (``loss.mel_windows`` / ``mel_bins`` of the run's config) on
-whole held-out clips (every ``--every``-th line of the list), for the run's ``init`` (``run.json``) and
-each checkpoint (default: all kept). Training batches are random 1.28 s crops whose loss moves by more
-than a decoder run changes it; this is the same clips every time. One thread, about a minute for 20
-clips, so it runs beside training. Whisper's verdict stays ``build.py``'s codec eval at each export.
+What ``sparktts train codec --val-data`` logs while training (:mod:`sparktts.train.codec.validation`:
+the trainer's own multi-resolution mel loss on whole held-out clips, spread over the list), here for the
+run's ``init`` (``run.json``) and each kept checkpoint, for runs trained without ``--val-data`` or to
+compare with where they started. One thread, about a minute for 20 clips, so it runs beside training.
+Whisper's verdict stays ``build.py``'s codec eval at each export.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 
-def heldout_mel(run: Path, heldout: Path, every: int = 10, checkpoints: list[str] | None = None) -> dict[str, float]:
+def heldout_mel(run: Path, heldout: Path, clips: int = 20, checkpoints: list[str] | None = None) -> dict[str, float]:
     """``{"init": loss, "<checkpoint>": loss, ...}``: mean mel loss over the chosen held-out clips."""
-    import soundfile as sf
     import torch
 
     from sparktts.checkpoint import read_state_dict
@@ -29,40 +27,31 @@ def heldout_mel(run: Path, heldout: Path, every: int = 10, checkpoints: list[str
     from sparktts.train.codec.losses import MultiResolutionMelLoss
     from sparktts.train.codec.model import CodecTrainModel, build_codec
     from sparktts.train.codec.trainer import list_checkpoints
+    from sparktts.train.codec.validation import heldout_mel_sums, load_validation_clips
     from sparktts.train.run import read_run_info
 
     cfg = load_codec_config(run / "config.yaml")
     init = read_run_info(run).get("init")
-    if cfg.wav2vec2.trainable:
-        raise SystemExit(f"{run}: its wav2vec2 trains with the codec; this check is for runs with a frozen one")
-    stage = FeatureStage.build(cfg.wav2vec2).eval()
+    frozen = None if cfg.wav2vec2.trainable else FeatureStage.build(cfg.wav2vec2).eval()
     mel = MultiResolutionMelLoss(16000, cfg.loss.mel_windows, cfg.loss.mel_bins)
-    rows = [json.loads(line) for line in heldout.read_text().splitlines() if line.strip()][::every]
-    hop = cfg.bicodec().hop_length
-    clips = []
-    for row in rows:
-        wav, sr = sf.read(heldout.parent / row["audio"], dtype="float32")
-        if sr != 16000:
-            raise SystemExit(f"{row['audio']}: {sr} Hz; the held-out list must be 16 kHz (the corpus is)")
-        clips.append(torch.from_numpy(wav[: len(wav) // hop * hop])[None])
+    chosen = load_validation_clips(heldout, cfg, clips)
 
-    @torch.no_grad()
-    def score(codec) -> float:
-        codec.eval()
-        losses = []
-        for wav in clips:
-            out = codec(stage(stage.aligned_input(wav)), wav)
-            losses.append(float(mel(out.wav, wav[:, None, : out.wav.shape[-1]])))
-        return sum(losses) / len(losses)
+    def model():
+        torch.manual_seed(cfg.seed)  # what the trainer draws: its init is the run's step 0
+        codec = build_codec(cfg, init)
+        return CodecTrainModel.build(cfg, codec, FeatureStage.build(cfg.wav2vec2) if frozen is None else None)
+
+    def score(m) -> float:
+        total, n = heldout_mel_sums(m, chosen, mel, frozen).tolist()
+        return total / n
 
     scores = {}
     if init is not None:
-        scores["init"] = score(build_codec(cfg, init))
-    kept = list_checkpoints(run)
-    for ckpt in kept if checkpoints is None else [run / "checkpoints" / c for c in checkpoints]:
-        model = CodecTrainModel.build(cfg, build_codec(cfg, init), None)
-        model.load_state_dict(read_state_dict(ckpt / MODEL_FILE), strict=True)
-        scores[ckpt.name] = score(model.codec)
+        scores["init"] = score(model())
+    for ckpt in list_checkpoints(run) if checkpoints is None else [run / "checkpoints" / c for c in checkpoints]:
+        m = model()
+        m.load_state_dict(read_state_dict(ckpt / MODEL_FILE), strict=True)
+        scores[ckpt.name] = score(m)
     return scores
 
 
@@ -72,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", type=Path)
     p.add_argument("heldout", type=Path)
-    p.add_argument("--every", type=int, default=10, help="every N-th held-out clip (default 10: 20 of 200)")
+    p.add_argument("--clips", type=int, default=20, help="held-out clips, spread over the list (default 20)")
     p.add_argument("--checkpoints", nargs="*", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    for name, loss in heldout_mel(args.run, args.heldout, args.every, args.checkpoints).items():
+    for name, loss in heldout_mel(args.run, args.heldout, args.clips, args.checkpoints).items():
         print(f"{name}\t{loss:.4f}")
     return 0
 

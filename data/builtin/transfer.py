@@ -7,8 +7,8 @@ The device tool brings back at most 8 files of 16 MiB, 64 MiB in all, while a fl
 GPU recipe is about 85 MB. ``pack`` stores every float32 tensor of the release's safetensors files as
 bfloat16 (half the bytes), tars the release and cuts it into 15 MiB pieces (``release.tar.000``, ...);
 with ``--runs`` / ``--extra`` it adds ``work.tar.gz``: each run's ``config.yaml``, ``run.json``,
-``metrics.csv`` and ``examples.json`` (what the model card reads; no checkpoints) as ``RUN_NAME/...``,
-and the extra files (``build.json``, logs) at its top. ``unpack`` joins the pieces, turns the bfloat16
+``metrics.csv``, ``validation.csv`` and ``examples.json`` (what the model card reads; no checkpoints) as
+``RUN_NAME/...``, and the extra files (``build.json``, logs) at its top. ``unpack`` joins the pieces, turns the bfloat16
 tensors back into float32 (exact: every bfloat16 value is a float32 value) and writes the release
 folder whole or not at all (the weights are the trained ones rounded to bfloat16); ``--work`` gets
 what ``work.tar.gz`` holds, laid out as the build's working folder.
@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 PIECE = 15 * 2**20
-RUN_RECORDS = ("config.yaml", "run.json", "metrics.csv", "examples.json", "skipped.jsonl")
+RUN_RECORDS = ("config.yaml", "run.json", "metrics.csv", "validation.csv", "examples.json", "skipped.jsonl")
 
 
 def pack(release: Path, out: Path, runs: list[Path] = (), extra: list[Path] = ()) -> list[Path]:

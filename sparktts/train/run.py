@@ -6,6 +6,7 @@ A run directory holds::
     run.json           kind ("codec" or "lm"), the data folder, the init model, package version
     checkpoints/       step-numbered checkpoints (written by the trainer's engine)
     metrics.csv        step, losses, lr, seconds: one row per logging step, appended on resume
+    validation.csv     held-out losses (``--val-data``), under the training losses' names
     tensorboard/       TensorBoard event files
 
 Only the main process writes (``is_main``); other DDP ranks get a logger that does nothing.
@@ -32,6 +33,7 @@ RUN_FILE = "run.json"
 CHECKPOINTS_DIR = "checkpoints"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
+VALIDATION_FILE = "validation.csv"  # held-out losses (--val-data), beside metrics.csv
 
 
 class TrainingError(SparkTTSError):
@@ -150,12 +152,15 @@ class MetricsLogger:
     The CSV's columns are fixed by the first row written; later keys that were not in it are
     dropped from the CSV (TensorBoard still gets them). On resume, rows past the resumed step are
     removed first, so a crash between a log and a checkpoint does not leave duplicate steps.
+    ``filename`` / ``tensorboard_run``: another CSV and TensorBoard run (a subfolder of ``tensorboard/``)
+    for other scalars of the same run, e.g. validation under the training losses' own names, so
+    TensorBoard draws the two curves on one chart.
     """
 
     def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, resume_step: int | None = None,
-                 tensorboard: bool = True):
+                 tensorboard: bool = True, filename: str = METRICS_FILE, tensorboard_run: str | None = None):
         self.enabled = enabled
-        self.path = Path(run_dir) / METRICS_FILE
+        self.path = Path(run_dir) / filename
         self._t0 = time.perf_counter()
         self._offset = 0.0
         self._columns: list[str] | None = None
@@ -181,7 +186,7 @@ class MetricsLogger:
             except ImportError:  # tensorboard is in the train extra; the CSV is enough without it
                 SummaryWriter = None
             if SummaryWriter is not None:
-                self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+                self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard" / (tensorboard_run or "")))
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
         if not self.enabled:
@@ -206,13 +211,14 @@ class MetricsLogger:
             self._tb = None
 
 
-def read_metrics(run_dir: str | os.PathLike):
-    """``metrics.csv`` of a run as a pandas DataFrame (for plots and notebooks)."""
+def read_metrics(run_dir: str | os.PathLike, filename: str = METRICS_FILE):
+    """``metrics.csv`` of a run (or ``validation.csv``) as a pandas DataFrame (for plots and notebooks)."""
     import pandas as pd
 
-    path = Path(run_dir) / METRICS_FILE
+    path = Path(run_dir) / filename
     if not path.is_file():
-        raise TrainingError(f"{run_dir}: no {METRICS_FILE} yet; has the run logged a step?")
+        what = "validated (--val-data)" if filename != METRICS_FILE else "logged a step"
+        raise TrainingError(f"{run_dir}: no {filename} yet; has the run {what}?")
     return pd.read_csv(path)
 
 

@@ -48,6 +48,7 @@ from ..config import to_dict
 from ..run import (
     CHECKPOINTS_DIR,
     RUN_FILE,
+    VALIDATION_FILE,
     Deadline,
     MetricsLogger,
     TrainingError,
@@ -63,6 +64,7 @@ from .features import FeatureStage
 from .losses import MultiResolutionMelLoss, adversarial_loss, discriminator_loss, feature_matching_loss
 from .model import CodecTrainModel, TrainOutput, build_codec
 from .pitch import pitch_loss
+from .validation import DEFAULT_CLIPS, ValidationClip, heldout_mel_sums, load_validation_clips
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +194,17 @@ class CodecTrainer:
         out, target = self._generate(batch, step)
         return {k: float(v) for k, v in self._generator_terms(out, target, adversarial).items()}
 
+    def validate(self, clips: list[ValidationClip]) -> dict[str, float]:
+        """The mel loss of whole held-out clips (:mod:`.validation`), each rank a share; nothing trains.
+
+        The speaker path is always used, as inference uses it (also before ``speaker_start_step``)."""
+        sums = heldout_mel_sums(self.acc.unwrap_model(self.gen), clips, self.mel_loss, self.frozen,
+                                device=self.acc.device,
+                                rank=self.acc.process_index, world=self.acc.num_processes,
+                                autocast=self.acc.autocast)
+        total, n = self.acc.reduce(sums, reduction="sum").tolist()
+        return {"mel": total / n} if n else {}
+
     def train_step(self, batches: Iterable[dict[str, Tensor]], step: int) -> dict[str, float]:
         """One optimiser step (``step`` counts from 0) over ``grad_accum_steps`` micro-batches."""
         acc, cfg = self.acc, self.cfg
@@ -313,7 +326,9 @@ def _loader(cfg: CodecTrainConfig, data: str | os.PathLike, run_dir: Path, start
 
 def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
                 max_steps: int | None = None, resume: bool = False, init: str | os.PathLike | None = None,
-                device: str | None = None, max_time: float | None = None, compile: bool = False) -> Path:
+                device: str | None = None, max_time: float | None = None, compile: bool = False,
+                val_data: str | os.PathLike | None = None, val_every: int | None = None,
+                val_clips: int | None = DEFAULT_CLIPS) -> Path:
     """Train (or with ``resume`` continue) BiCodec; returns the run directory.
 
     ``config``: YAML path, preset name (``tiny``, ``small``, ``release``) or :class:`CodecTrainConfig`.
@@ -326,8 +341,21 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     ``compile``: the wave generator's Snake activations as compiled kernels (:func:`~sparktts.codec.layers.
     fused_snake`: the same function, ~25 % off a CPU step; ~20 s to compile; eager where compiling fails).
     It changes no weight or checkpoint, so a run may be resumed with or without it.
+    ``val_data``: held-out clips (manifest or prepare folder; ``val_clips`` of them, spread over the list,
+    None: all): the mel loss of their whole reconstructions goes to ``validation.csv`` and TensorBoard's
+    ``validation`` run at the start of a fresh run, every ``val_every`` steps (default: the checkpoint
+    period) and at the stop (:mod:`sparktts.train.codec.validation`). It changes nothing that trains.
     """
     cfg = load_codec_config(config)
+    if val_every is not None and val_every < 1:
+        raise ConfigError(f"val_every must be >= 1, got {val_every}")
+    if val_clips is not None and val_clips < 1:
+        raise ConfigError(f"val_clips must be >= 1 (or None: all), got {val_clips}")
+    clips: list[ValidationClip] = []
+    if val_data is not None:  # before anything is written: a bad list must not leave a run folder behind
+        clips = load_validation_clips(val_data, cfg, val_clips)
+        if not clips:
+            raise TrainingError(f"--val-data {val_data}: none of its clips could be read; fix the list or drop it")
     out = Path(out).expanduser()
     if resume and (out / RUN_FILE).is_file():
         init = read_run_info(out).get("init")  # what the run started from
@@ -347,10 +375,23 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     step = trainer.load(checkpoints[-1]) if checkpoints else 0
     stop = cfg.max_steps - cfg.optim.schedule_start if max_steps is None else max_steps
     logger = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=step if resume else None)
+    val_logger = MetricsLogger(run_dir, enabled=acc.is_main_process and bool(clips),
+                               resume_step=step if resume else None, filename=VALIDATION_FILE,
+                               tensorboard_run="validation")
+    val_every = val_every or cfg.checkpoint_every
+
+    def validate() -> None:
+        values = trainer.validate(clips)
+        val_logger.log(step, values)
+        if acc.is_main_process:
+            log.info("step %d: held-out mel %.4f (%d clips)", step, values.get("mel", float("nan")), len(clips))
+
     batches = iter(_loader(cfg, data, run_dir, step, acc))
     saved = step
     deadline = Deadline(max_time)
     try:
+        if clips and step == 0:
+            validate()  # the starting point of the curve
         while step < stop:
             metrics = trainer.train_step([next(batches) for _ in range(cfg.grad_accum_steps)], step)
             step += 1
@@ -366,8 +407,11 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
             if step % cfg.checkpoint_every == 0 or step == stop:
                 trainer.save(run_dir, step)
                 saved = step
+            if clips and (step % val_every == 0 or step == stop):
+                validate()
     finally:
         logger.close()
+        val_logger.close()
     if saved != step:
         trainer.save(run_dir, step)
     return run_dir
@@ -380,11 +424,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="Run the generator's Snake activations as torch.compile kernels (~25%% faster CPU steps; "
                         "~20 s to compile; needs a C++ compiler on CPU, falls back to eager without one)")
+    p.add_argument("--val-data", "--val_data", dest="val_data", default=None,
+                   help="Held-out clips (manifest or prepare folder): mel loss of their whole reconstructions "
+                        "in validation.csv")
+    p.add_argument("--val-every", "--val_every", dest="val_every", type=int, default=None,
+                   help="Validate every N steps (default: the config's checkpoint_every)")
+    p.add_argument("--val-clips", "--val_clips", dest="val_clips", type=int, default=DEFAULT_CLIPS,
+                   help=f"How many held-out clips, spread over the list (default {DEFAULT_CLIPS})")
 
 
 def run(args: argparse.Namespace) -> str:
     run_dir = train_codec(args.config, args.data, args.out, max_steps=args.max_steps, resume=args.resume,
                           init=getattr(args, "init", None), device=getattr(args, "device", None),
-                          max_time=args.max_time, compile=getattr(args, "compile", False))
+                          max_time=args.max_time, compile=getattr(args, "compile", False),
+                          val_data=getattr(args, "val_data", None), val_every=getattr(args, "val_every", None),
+                          val_clips=getattr(args, "val_clips", DEFAULT_CLIPS))
     # Under torchrun / accelerate launch only the main process reports the run directory.
     return str(run_dir) if int(os.environ.get("RANK", "0")) == 0 else ""

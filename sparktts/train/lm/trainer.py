@@ -43,8 +43,10 @@ from sparktts.train.config import load_config, to_dict
 from sparktts.train.lm.config import LMTrainConfig
 from sparktts.train.lm.data import IGNORE_INDEX, ExampleStats, TrainingExample, build_examples, collate
 from sparktts.train.lm.model import build_model, write_base
+from sparktts.train.lm.validation import HeldOut, heldout_sums, load_heldout, summarize
 from sparktts.train.run import (
     CHECKPOINTS_DIR,
+    VALIDATION_FILE,
     Deadline,
     MetricsLogger,
     TrainingError,
@@ -207,6 +209,12 @@ class LMTrainer:
             s, n = self.token_losses(batch)
         return float(s.sum() / n.sum())
 
+    def validate(self, heldout: HeldOut) -> dict[str, float]:
+        """Held-out losses and text gap (:mod:`sparktts.train.lm.validation`), each rank a share, reduced."""
+        sums = heldout_sums(self.acc.unwrap_model(self.model), heldout, self.pad_id, self.micro, self.acc.device,
+                            self.acc.process_index, self.acc.num_processes, self.acc.autocast)
+        return summarize(self.acc.reduce(sums, reduction="sum"))
+
     def train_step(self) -> dict[str, float]:
         """One optimiser step on global batch ``self.step``; returns the logged metrics."""
         batch = self.global_batch(self.step)
@@ -304,7 +312,8 @@ def _mixed_precision(precision: str, device: str | None) -> str:
 
 def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
              init: str | os.PathLike | None = None, max_steps: int | None = None, resume: bool = False,
-             device: str | None = None, lora: bool | None = None, max_time: float | None = None) -> Path:
+             device: str | None = None, lora: bool | None = None, max_time: float | None = None,
+             val_data: str | os.PathLike | None = None, val_every: int | None = None) -> Path:
     """Train (or, with ``init``, fine-tune) the LLM on a prepared data folder; returns the run directory.
 
     Args:
@@ -318,6 +327,10 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         device: "cpu" forces CPU; None lets accelerate pick (the GPU of this rank when there is one).
         lora: override ``config.lora.enabled``.
         max_time: also stop, with a checkpoint, after this many seconds of training (a session's budget).
+        val_data: a ``sparktts prepare`` folder of held-out clips (same codec as ``data``): its losses and
+            text gap (:mod:`sparktts.train.lm.validation`) go to ``validation.csv`` and TensorBoard's
+            ``validation`` run at the start of a fresh run, every ``val_every`` steps (default: the
+            checkpoint period) and at the last step. Validation never changes what is trained.
 
     Raises:
         ConfigError: bad or changed config, a checkpoint from another config.
@@ -331,6 +344,11 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, enabled=lora))
     data = Path(data).expanduser()
     data_info = read_data_info(data)
+    if val_every is not None and val_every < 1:
+        raise ConfigError(f"val_every must be >= 1, got {val_every}")
+    val_every = val_every or cfg.save_every
+    if val_data is not None:
+        _check_same_codec(data_info, Path(val_data).expanduser())
     reset_accelerator_state()
     acc = Accelerator(mixed_precision=_mixed_precision(cfg.precision, device), cpu=device == "cpu")
     out = Path(out).expanduser()
@@ -351,6 +369,13 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
     examples, stats = build_examples(read_tokenized(data), tokenizer, cfg.tasks, cfg.max_length,
                                      data_info.get("num_globals"))
     _report_examples(run_dir, stats, acc.is_main_process)
+    heldout = None
+    if val_data is not None:
+        heldout = load_heldout(Path(val_data).expanduser(), tokenizer, cfg.tasks, cfg.max_length,
+                               data_info.get("num_globals"))
+        if not len(heldout):
+            raise TrainingError(f"--val-data {val_data}: no held-out example fits (max_length "
+                                f"{cfg.max_length}, tasks {list(cfg.tasks)}); check the folder")
     model = build_model(base, cfg, None if ckpt is not None else info["init"])
     trainer = LMTrainer(cfg, examples, model, tokenizer.pad_token_id, accelerator=acc, device=device)
     if ckpt is not None:
@@ -358,22 +383,51 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         log.info("resumed from %s", ckpt)
     stop = cfg.max_steps if max_steps is None else min(max_steps, cfg.max_steps)
     metrics = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=trainer.step if resume else None)
+    val_metrics = None if heldout is None else MetricsLogger(
+        run_dir, enabled=acc.is_main_process, resume_step=trainer.step if resume else None,
+        filename=VALIDATION_FILE, tensorboard_run="validation")
+
+    def validate() -> None:
+        values = trainer.validate(heldout)
+        val_metrics.log(trainer.step, values)
+        log.info("step %d validation %s", trainer.step, " ".join(f"{k} {v:.4f}" for k, v in values.items()))
+
     deadline = Deadline(max_time)
     try:
+        if heldout is not None and trainer.step == 0:
+            validate()  # the starting point of the curve
         while trainer.step < stop:
             values = trainer.train_step()
             last = trainer.step == stop or deadline.reached(acc)
             if trainer.step % cfg.log_every == 0 or last:
                 metrics.log(trainer.step, values)
                 log.info("step %d loss %.4f lr %.2e", trainer.step, values["loss"], values["lr"])
+            if heldout is not None and (trainer.step % val_every == 0 or last):
+                validate()
             if trainer.step % cfg.save_every == 0 or last:
                 trainer.save(run_dir)
             if last:
                 break
     finally:
         metrics.close()
+        if val_metrics is not None:
+            val_metrics.close()
     acc.wait_for_everyone()
     return run_dir
+
+
+def _check_same_codec(data_info: dict[str, Any], val_data: Path) -> None:
+    """Held-out tokens must come from the training data's codec, or their losses mean nothing."""
+    val_info = read_data_info(val_data)
+    keys = ("num_globals", "semantic_codebook_size", "global_codebook_size", "sample_rate")
+    differ = [k for k in keys if val_info.get(k) != data_info.get(k)]
+    if differ:
+        raise TrainingError(f"--val-data {val_data}: prepared with another codec than --data (differs in "
+                            f"{differ}); prepare the held-out clips with the same --model_dir")
+    if val_info.get("model_dir") != data_info.get("model_dir"):
+        # A copy of the same codec is fine; another codec of the same sizes is not, and only looks alike.
+        log.warning("--val-data was prepared with %s, --data with %s: make sure they are the same codec",
+                    val_info.get("model_dir"), data_info.get("model_dir"))
 
 
 def _report_examples(run_dir: Path, stats: ExampleStats, is_main: bool) -> None:
@@ -388,9 +442,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``sparktts train lm`` beyond ``--config --data --out --max-steps --resume --init``."""
     p.add_argument("--lora", action="store_true", default=None, help="Train LoRA adapters (overrides the config)")
     p.add_argument("--device", default=None, help="'cpu' forces CPU; default: the GPU of this process if any")
+    p.add_argument("--val-data", "--val_data", dest="val_data", default=None,
+                   help="Prepared held-out clips (same codec): losses and text gap in validation.csv")
+    p.add_argument("--val-every", "--val_every", dest="val_every", type=int, default=None,
+                   help="Validate every N steps (default: the config's save_every)")
 
 
 def run(args: argparse.Namespace) -> str:
     """``sparktts train lm``: train, print the run directory."""
     return str(train_lm(args.config, args.data, args.out, init=args.init, max_steps=args.max_steps,
-                        resume=args.resume, device=args.device, lora=args.lora, max_time=args.max_time))
+                        resume=args.resume, device=args.device, lora=args.lora, max_time=args.max_time,
+                        val_data=args.val_data, val_every=args.val_every))
