@@ -99,6 +99,12 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     tts = SparkTTS.from_pretrained(out, device="cpu")
     result = tts.create("A short test.", "female", "moderate", "moderate", seed=0, max_new_tokens=48)
     assert result.sample_rate == 16000
+    # --lm-init: another machine's LLM (a committed snapshot) goes on from that export's weights.
+    again = tmp_path / "again"
+    shutil.copytree(work, again, ignore=shutil.ignore_patterns("lm-run", "lm", "eval"))
+    assert build.main([*argv[:1], str(again), *argv[2:], "--stages", "lm", "--lm-init", str(out)]) == 0
+    assert json.loads((again / "lm-run" / "run.json").read_text())["init"] == str(out.resolve())
+    assert read_metrics(again / "lm-run")["step"].tolist()[-1] == 2
 
 
 def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_path: Path) -> None:
@@ -153,6 +159,13 @@ def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_p
     assert json.loads((done / "codec-b-run" / "run.json").read_text())["init"] == str(done / "codec-a")
     info = json.loads((done / "tokens" / "info.json").read_text())
     assert info["model_dir"] == str((done / "codec-a").resolve())
+    # --codec-steps 0: no phase B (it did not help); codec-b becomes phase A's export, replacing the
+    # trained one, and the release would ship phase A's decoder.
+    assert build.main(["--work", str(done), *argv[2:], "--stages", "codec", "--codec-steps", "0",
+                       "--codec-a-init", str(work / "codec-a")]) == 0
+    assert json.loads((done / "build.json").read_text()) == {"codec-a": 0, "codec-b": 0}
+    for part in ("BiCodec/model.safetensors", "config.yaml"):
+        assert (done / "codec-b" / part).read_bytes() == (done / "codec-a" / part).read_bytes()
 
 
 def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:

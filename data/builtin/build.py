@@ -22,7 +22,8 @@ may run at the same time as two processes once codec phase A is done (phase B do
      GAN, to step ``--codec-a-steps``; its tokens are the LLM's. The runs of a snapshot (``WORK/records``)
      count toward those steps; a snapshot that holds them all is phase A's export as it is;
    * ``codec-b``: ``--decoder-config`` (``codec_cpu_decoder.yaml``) from codec-a's export: the tokenizer
-     side frozen, the decoder side trained on (``--codec-steps``, default its whole schedule).
+     side frozen, the decoder side trained on (``--codec-steps``, default its whole schedule;
+     ``--codec-steps 0``: no phase B, its export is codec-a's, so the release ships phase A's decoder).
 
    Each run validates on 20 held-out clips (``--val-data``: the mel loss of their whole reconstructions
    in ``WORK/<phase>-run/validation.csv``), is exported to ``WORK/<phase>`` whenever it stops and, unless
@@ -31,7 +32,8 @@ may run at the same time as two processes once codec phase A is done (phase B do
    clips into ``WORK/heldout_tokens`` (the LLM's validation, never trained on).
 4. ``lm``: ``sparktts train lm`` with ``--lm-config`` (``lm_cpu.yaml``: cloning and voice creation) on
    those tokens (``--lm-steps``, default its whole schedule), ``--val-data WORK/heldout_tokens``: its
-   held-out losses and text gap in ``WORK/lm-run/validation.csv``.
+   held-out losses and text gap in ``WORK/lm-run/validation.csv``; ``--lm-init`` starts it from an
+   earlier run's export (``--init``: its weights, a fresh schedule) instead of random weights.
 5. ``release``: ``sparktts export lm --codec codec-b --dtype bfloat16`` to ``--out`` (the export checks
    that codec-b tokenizes exactly as codec-a did; the weights are stored in bfloat16).
 6. ``eval``: the release on the held-out sentences (``eval_lists.py``): its codec round trip, cloning
@@ -91,8 +93,9 @@ def codec_phases(args: argparse.Namespace, before: int = 0) -> tuple[Phase, ...]
     """``before``: the steps phase A trained in earlier runs (``WORK/records``, with ``--codec-a-init``); they
     count toward ``--codec-a-steps``, phase A's whole training. Its stop is 0 when they trained all of it."""
     stop = max(0 if before else 1, args.codec_a_steps - before)
+    # --codec-steps 0: no phase B; its export is phase A's (the release ships phase A's decoder).
     return (Phase("codec-a", "codec", args.codec_config, stop, before),
-            Phase("codec-b", "codec", args.decoder_config, None))
+            Phase("codec-b", "codec", args.decoder_config, 0 if args.codec_steps == 0 else None))
 
 
 def lm_phases(args: argparse.Namespace) -> tuple[Phase, ...]:
@@ -202,7 +205,7 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
         run, export = work / f"{phase.name}-run", work / phase.name
         stop = _stop(phase, args, last_stop)
         if phase.stop == 0:
-            if phase.name not in _exported_steps(work):
+            if _exported_steps(work).get(phase.name) != 0:  # also replaces an export of a trained run
                 with atomic_dir(export, replace=True) as tmp:
                     shutil.copytree(init, tmp, dirs_exist_ok=True)
                 _record_export(work, phase.name, 0)
@@ -377,7 +380,8 @@ def build(args: argparse.Namespace) -> None:
         prepare(corpus / "heldout.jsonl", work / TOKENS_FROM, heldout_tokens)
     if "lm" in stages:
         val = heldout_tokens if (heldout_tokens / "info.json").is_file() else None
-        if not run_phases(lm_phases(args), work, tokens, args, args.lm_steps, budget, val_data=val):
+        lm_init = None if args.lm_init is None else Path(args.lm_init).expanduser().resolve()
+        if not run_phases(lm_phases(args), work, tokens, args, args.lm_steps, budget, init=lm_init, val_data=val):
             print("lm: --max-minutes spent; rerun to go on")
             return
     if "release" in stages:
@@ -451,7 +455,9 @@ def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path,
     configs = {p.name: p.config for p in (*codec_phases(args), *lm_phases(args))}
     runs = [(name, work / f"{name}-run", step, configs.get(name, str(work / f"{name}-run" / "config.yaml")))
             for name, step in _exported_steps(work).items()
-            if (work / f"{name}-run").is_dir()]  # an adopted export's runs are among ``earlier``
+            # Step 0: an adopted export (its runs are among ``earlier``) or no phase B (--codec-steps 0),
+            # whatever a run folder left from before holds.
+            if step and (work / f"{name}-run").is_dir()]
     runs = earlier + runs
     evals = {**scored, "espeak": work / "eval" / "espeak", "roundtrip_signal": scored["roundtrip"] / "codec"}
     for name in ("roundtrip", "clone", "create"):
@@ -474,12 +480,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec-a-steps", type=int, default=6000,
                    help="where phase A (and the LLM's tokens) stop: its whole training's steps (with --codec-a-init, "
                         "the steps of the runs in WORK/records count)")
+    p.add_argument("--lm-init", default=None,
+                   help="start the LLM from this release or LLM/ folder (a committed snapshot: data/builtin/"
+                        "lm_snapshot, unpacked) instead of random weights; a fresh schedule")
     p.add_argument("--codec-a-init", default=None,
                    help="start phase A from this codec export (e.g. a committed snapshot) instead of random weights")
     p.add_argument("--decoder-config", default=str(HERE / "codec_cpu_decoder.yaml"),
                    help="codec phase B's config (the decoder side; model and audio settings come from phase A)")
     p.add_argument("--lm-config", default=str(HERE / "lm_cpu.yaml"), help="the LLM's config")
-    p.add_argument("--codec-steps", type=int, default=None, help="stop codec phase B here (default: its schedule)")
+    p.add_argument("--codec-steps", type=int, default=None,
+                   help="stop codec phase B here (default: its schedule; 0: none, ship phase A's decoder)")
     p.add_argument("--lm-steps", type=int, default=None, help="stop the LLM here (default: its schedule)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="train for at most this many minutes in this call (the run stops resumably and is exported)")
