@@ -168,6 +168,39 @@ def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_p
         assert (done / "codec-b" / part).read_bytes() == (done / "codec-a" / part).read_bytes()
 
 
+def test_committed_snapshots_unpack_into_what_build_py_continues_from(tmp_path: Path) -> None:
+    """data/builtin/snapshot (codec phase A) and data/builtin/lm_snapshot (the LLM) unpack as the README
+    says: a codec release and an LLM/ of lm_cpu.yaml's dimensions, with records that end where the
+    weights were taken (the model card counts their steps)."""
+    import tarfile
+
+    from transformers import AutoConfig
+
+    from sparktts.train.config import load_config
+    from sparktts.train.lm.config import LMTrainConfig
+
+    transfer = load_script("data/builtin/transfer.py", "transfer")
+    here = ROOT / "data" / "builtin"
+    codec = transfer.unpack(here / "snapshot", tmp_path / "codec", work=tmp_path / "records")
+    assert (codec / "BiCodec" / "model.safetensors").is_file() and (codec / "config.yaml").is_file()
+    llm = transfer.unpack(here / "lm_snapshot", tmp_path / "lm", work=tmp_path / "records")
+    cfg = load_config(LMTrainConfig, here / "lm_cpu.yaml", "lm")
+    shipped = AutoConfig.from_pretrained(llm / "LLM")
+    assert (shipped.hidden_size, shipped.num_hidden_layers) == (cfg.model.hidden_size, cfg.model.num_hidden_layers)
+    with tarfile.open(here / "lm_snapshot" / "work.tar.gz") as t:
+        names = t.getnames()
+    assert sorted(names) == sorted(f"05-lm-run/{f}" for f in ("config.yaml", "run.json", "metrics.csv",
+                                                              "validation.csv", "examples.json"))
+    records = sorted(p.name for p in (tmp_path / "records").iterdir() if p.is_dir())
+    assert records[-1] == "05-lm-run" and records[:-1] == ["01-codec-cpu", "02-codec-a-run", "03-codec-a-run",
+                                                          "04-codec-a-run"]
+    run = tmp_path / "records" / "05-lm-run"
+    assert json.loads((run / "run.json").read_text())["kind"] == "lm"  # not counted as phase A's steps
+    last = [int(line.split(",")[0]) for f in ("metrics.csv", "validation.csv")
+            for line in (run / f).read_text().splitlines()[-1:]]
+    assert last[0] == last[1] == 2250
+
+
 def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:
     import dataclasses
 
