@@ -23,6 +23,11 @@ exported model, hold rank 0's statistics. ``sync_batchnorm: true`` converts them
 
 The factorized VQ's dead-code reset is synchronised: usage counts are all-reduced and replacement
 vectors are broadcast from rank 0, so the codebook stays identical on every rank.
+
+This module is longer than 400 lines because one training step, its checkpoints and the run loop
+(budget, logging, validation hook, CLI) read as one piece, as vocos and DAC keep their training
+loops; the parts with a life of their own (data, model, losses, discriminators, validation) are
+modules beside it.
 """
 
 from __future__ import annotations

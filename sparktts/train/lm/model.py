@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from sparktts.errors import ConfigError
 from sparktts.train.lm.config import LMTrainConfig
+from sparktts.train.lm.data import IGNORE_INDEX
 from sparktts.train.run import TrainingError
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -110,3 +112,27 @@ def wrap_lora(model: Any, cfg: LMTrainConfig) -> Any:
     lc = cfg.lora
     return get_peft_model(model, PeftLoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                                                 target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
+
+
+class TargetLoss(torch.nn.Module):
+    """The causal LM with its loss over target positions only: ``(B,)`` summed cross-entropy, ``(B,)`` counts.
+
+    The LM head runs on the target positions alone (the released vocabulary has 166 000 rows: full
+    logits of a 64 x 3072 batch would be 130 GB in float32, and on a small model they are half the
+    step). The result equals the cross-entropy of the full logits. It is the module DDP wraps, so
+    gradients are synchronised as for the plain model; ``lm`` is what checkpoints hold.
+    """
+
+    def __init__(self, lm: Any):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        targets = labels[:, 1:]
+        valid = targets != IGNORE_INDEX
+        rows = valid.nonzero()[:, 0]
+        logits = self.lm.get_output_embeddings()(hidden[:, :-1][valid])  # (N, V)
+        ce = F.cross_entropy(logits.float(), targets[valid], reduction="none")
+        return ce.new_zeros(len(input_ids)).index_add_(0, rows, ce), valid.sum(dim=1)

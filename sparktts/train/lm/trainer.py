@@ -18,6 +18,10 @@ version-dependent internals:
 The run directory (:func:`sparktts.train.run.prepare_run_dir`) also holds ``base/`` (the model config and
 tokenizer files the exporter needs), ``examples.json`` (counts, skipped examples), ``metrics.csv`` and
 TensorBoard events.
+
+This module is longer than 400 lines because the guarantees above (loss normalisation, data order,
+checkpoints) and the run loop that relies on them read as one piece; the model, data and validation
+are modules beside it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from sparktts.data.shards import read_data_info, read_tokenized
 from sparktts.device import native_bf16
@@ -41,9 +44,9 @@ from sparktts.errors import ConfigError
 from sparktts.fileio import atomic_dir
 from sparktts.train.config import load_config, to_dict
 from sparktts.train.lm.config import LMTrainConfig
-from sparktts.train.lm.data import IGNORE_INDEX, ExampleStats, TrainingExample, build_examples, collate
-from sparktts.train.lm.model import build_model, write_base
-from sparktts.train.lm.validation import HeldOut, heldout_sums, load_heldout, summarize
+from sparktts.train.lm.data import ExampleStats, TrainingExample, build_examples, collate
+from sparktts.train.lm.model import TargetLoss, build_model, write_base
+from sparktts.train.lm.validation import HeldOut, check_same_codec, heldout_sums, load_heldout, summarize
 from sparktts.train.run import (
     CHECKPOINTS_DIR,
     VALIDATION_FILE,
@@ -65,30 +68,6 @@ CKPT_DIR = CHECKPOINTS_DIR
 STATE_FILE = "state.json"
 WEIGHTS = "model.safetensors"
 
-
-
-class TargetLoss(torch.nn.Module):
-    """The causal LM with its loss over target positions only: ``(B,)`` summed cross-entropy, ``(B,)`` counts.
-
-    The LM head runs on the target positions alone (the released vocabulary has 166 000 rows: full
-    logits of a 64 x 3072 batch would be 130 GB in float32, and on a small model they are half the
-    step). The result equals the cross-entropy of the full logits. It is the module DDP wraps, so
-    gradients are synchronised as for the plain model; ``lm`` is what checkpoints hold.
-    """
-
-    def __init__(self, lm: Any):
-        super().__init__()
-        self.lm = lm
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        targets = labels[:, 1:]
-        valid = targets != IGNORE_INDEX
-        rows = valid.nonzero()[:, 0]
-        logits = self.lm.get_output_embeddings()(hidden[:, :-1][valid])  # (N, V)
-        ce = F.cross_entropy(logits.float(), targets[valid], reduction="none")
-        return ce.new_zeros(len(input_ids)).index_add_(0, rows, ce), valid.sum(dim=1)
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -348,7 +327,7 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         raise ConfigError(f"val_every must be >= 1, got {val_every}")
     val_every = val_every or cfg.save_every
     if val_data is not None:
-        _check_same_codec(data_info, Path(val_data).expanduser())
+        check_same_codec(data_info, Path(val_data).expanduser())
     reset_accelerator_state()
     acc = Accelerator(mixed_precision=_mixed_precision(cfg.precision, device), cpu=device == "cpu")
     out = Path(out).expanduser()
@@ -414,20 +393,6 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
             val_metrics.close()
     acc.wait_for_everyone()
     return run_dir
-
-
-def _check_same_codec(data_info: dict[str, Any], val_data: Path) -> None:
-    """Held-out tokens must come from the training data's codec, or their losses mean nothing."""
-    val_info = read_data_info(val_data)
-    keys = ("num_globals", "semantic_codebook_size", "global_codebook_size", "sample_rate")
-    differ = [k for k in keys if val_info.get(k) != data_info.get(k)]
-    if differ:
-        raise TrainingError(f"--val-data {val_data}: prepared with another codec than --data (differs in "
-                            f"{differ}); prepare the held-out clips with the same --model_dir")
-    if val_info.get("model_dir") != data_info.get("model_dir"):
-        # A copy of the same codec is fine; another codec of the same sizes is not, and only looks alike.
-        log.warning("--val-data was prepared with %s, --data with %s: make sure they are the same codec",
-                    val_info.get("model_dir"), data_info.get("model_dir"))
 
 
 def _report_examples(run_dir: Path, stats: ExampleStats, is_main: bool) -> None:

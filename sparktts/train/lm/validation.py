@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from sparktts.data.shards import TokenizedClip, read_data_info, read_tokenized
 from sparktts.train.lm.data import TASK_IDS, TrainingExample, build_examples, collate
+from sparktts.train.run import TrainingError
 
-__all__ = ["HeldOut", "heldout_sums", "load_heldout", "release_validation", "summarize"]
+__all__ = ["HeldOut", "check_same_codec", "heldout_sums", "load_heldout", "release_validation", "summarize"]
+
+log = logging.getLogger(__name__)
 
 # Sums layout: (loss, tokens) of clone, create, and clone with another clip's text.
 _WRONG = 2
@@ -69,13 +74,27 @@ def load_heldout(data: str | os.PathLike, tokenizer: Any, tasks: Sequence[str], 
                    tuple(e for e in wrong if e.clip_id in both))
 
 
+def check_same_codec(data_info: dict[str, Any], val_data: Path) -> None:
+    """Held-out tokens must come from the training data's codec, or their losses mean nothing."""
+    val_info = read_data_info(val_data)
+    keys = ("num_globals", "semantic_codebook_size", "global_codebook_size", "sample_rate")
+    differ = [k for k in keys if val_info.get(k) != data_info.get(k)]
+    if differ:
+        raise TrainingError(f"--val-data {val_data}: prepared with another codec than --data (differs in "
+                            f"{differ}); prepare the held-out clips with the same --model_dir")
+    if val_info.get("model_dir") != data_info.get("model_dir"):
+        # A copy of the same codec is fine; another codec of the same sizes is not, and only looks alike.
+        log.warning("--val-data was prepared with %s, --data with %s: make sure they are the same codec",
+                    val_info.get("model_dir"), data_info.get("model_dir"))
+
+
 @torch.no_grad()
 def heldout_sums(loss_module: torch.nn.Module, heldout: HeldOut, pad_id: int, batch_size: int,
                  device: Any = "cpu", rank: int = 0, world: int = 1,
                  autocast: Any = contextlib.nullcontext) -> torch.Tensor:
     """(6,) float64 sums of this rank's share: loss and target tokens of clone, create, wrong-text clone.
 
-    ``loss_module`` is a :class:`sparktts.train.lm.trainer.TargetLoss` (not DDP-wrapped: ranks hold
+    ``loss_module`` is a :class:`sparktts.train.lm.model.TargetLoss` (not DDP-wrapped: ranks hold
     different numbers of batches). Examples are batched by length, so little of a batch is padding.
     """
     sums = torch.zeros(6, dtype=torch.float64, device=device)
@@ -120,11 +139,9 @@ def release_validation(model_dir: str | os.PathLike, data: str | os.PathLike, ta
 
     ``data`` must be prepared with the release's codec; ``tasks`` ("clone", "create") as trained.
     """
-    from pathlib import Path
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sparktts.train.lm.trainer import TargetLoss
+    from sparktts.train.lm.model import TargetLoss
 
     llm = Path(model_dir).expanduser()
     llm = llm / "LLM" if (llm / "LLM").is_dir() else llm
