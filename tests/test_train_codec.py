@@ -286,7 +286,15 @@ def test_validation_errors_name_the_fix(tmp_path, data_dir):
     with pytest.raises(ConfigError, match="val_every must be >= 1"):
         train_codec(tiny(max_steps=1), data_dir / "manifest.jsonl", tmp_path / "b", device="cpu",
                     val_data=data_dir / "manifest.jsonl", val_every=0)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before anything is written
+    with pytest.raises(ConfigError, match=r"val_clips must be >= 1 \(or None: all\), got 0"):
+        train_codec(tiny(max_steps=1), data_dir / "manifest.jsonl", tmp_path / "d", device="cpu",
+                    val_data=data_dir / "manifest.jsonl", val_clips=0)
+    with pytest.raises(ConfigError, match="'fp16' needs a GPU; use precision: bf16, fp32 or auto"):
+        train_codec(tiny(max_steps=1, mixed_precision="fp16"), data_dir / "manifest.jsonl", tmp_path / "c",
+                    device="cpu")
+    # refused before anything is written
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    assert not (tmp_path / "d").exists()
 
 
 def test_a_continued_run_goes_on_with_the_schedule_where_its_model_left_it(tmp_path, data_dir):

@@ -177,19 +177,23 @@ def test_length_grouping_keeps_each_example_once_with_less_padding(reference_run
 
 
 def test_bf16_autocast_trains_on_cpu(data_dir: Path, tmp_path: Path, caplog, monkeypatch) -> None:
-    import sparktts.train.lm.trainer as trainer_module
+    import sparktts.device as device_module
+    import sparktts.train.run as run_module
 
     run = train_lm(tiny(precision="bf16"), data_dir, tmp_path / "bf16", max_steps=3, device="cpu")
     got = losses(run)
     assert len(got) == 3 and np.isfinite(got).all()
     # Where the CPU has no bf16 hardware the run still trains, and says what it costs and what to use.
     for native, warned in ((False, True), (True, False)):
-        monkeypatch.setattr(trainer_module, "native_bf16", lambda device, native=native: native)
+        monkeypatch.setattr(device_module, "native_bf16", lambda device, native=native: native)
         caplog.clear()
-        with caplog.at_level("WARNING", logger="sparktts.train.lm.trainer"):
-            assert trainer_module._mixed_precision("bf16", "cpu") == "bf16"
+        with caplog.at_level("WARNING", logger="sparktts.train.run"):
+            assert run_module.accelerate_precision("bf16", "cpu") == "bf16"
         assert ("about 18x slower than float32; use precision: fp32 or auto" in caplog.text) is warned
-    assert trainer_module._mixed_precision("auto", "cpu") == "no"
+    assert run_module.accelerate_precision("auto", "cpu") == "no"
+    # fp16 on a CPU is refused with the fix (the codec trainer's test checks its side).
+    with pytest.raises(ConfigError, match="'fp16' needs a GPU; use precision: bf16, fp32 or auto"):
+        run_module.accelerate_precision("fp16", "cpu")
 
 
 def test_resume_gives_the_same_next_losses(reference_run: Path, data_dir: Path, tmp_path: Path) -> None:

@@ -9,17 +9,21 @@ A run directory holds::
     validation.csv     held-out losses (``--val-data``), under the training losses' names
     tensorboard/       TensorBoard event files
 
-Only the main process writes (``is_main``); other DDP ranks get a logger that does nothing.
+Only the main process writes (``is_main``); other DDP ranks get a logger that does nothing. Also here:
+what both trainers share around their loops (the validation schedule, the wall-clock budget, the
+accelerate precision and state).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
+import math
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,8 @@ CHECKPOINTS_DIR = "checkpoints"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
 VALIDATION_FILE = "validation.csv"  # held-out losses (--val-data), beside metrics.csv
+
+log = logging.getLogger(__name__)
 
 
 class TrainingError(SparkTTSError):
@@ -222,6 +228,89 @@ def read_metrics(run_dir: str | os.PathLike, filename: str = METRICS_FILE):
     return pd.read_csv(path)
 
 
+def warmup_cosine(warmup_steps: int, max_steps: int, min_ratio: float, start: int = 0) -> Callable[[int], float]:
+    """Both trainers' learning-rate factor of optimiser step ``step`` (from 0): a linear warm-up over
+    ``warmup_steps``, then a cosine decay to ``min_ratio`` at ``max_steps``.
+
+    ``start``: steps the model already trained with this schedule (a run continued from an export):
+    the decay goes on from step ``start + step``, and the warm-up ramps up to that point.
+    """
+    def factor(step: int) -> float:
+        ramp = (step + 1) / warmup_steps if step < warmup_steps else 1.0
+        progress = min(1.0, max(0, step + start - warmup_steps) / max(1, max_steps - warmup_steps))
+        return ramp * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    return factor
+
+
+def validation_period(val_every: int | None, default: int) -> int:
+    """``val_every`` checked (a step count >= 1), or ``default`` (the run's checkpoint period) when None."""
+    if val_every is not None and val_every < 1:
+        raise ConfigError(f"val_every must be >= 1, got {val_every}")
+    return val_every or default
+
+
+class Validation:
+    """A run's held-out scores on one schedule for both trainers: at the start of a fresh run (step 0),
+    every ``every`` steps and at the run's last step, each row in ``validation.csv`` and TensorBoard's
+    ``validation`` run.
+
+    ``score``: computes the held-out scores (on every rank: it may reduce across processes), or None
+    when the run has no held-out data (every call then does nothing). Only ``enabled`` (the main
+    process) writes.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, score: Callable[[], Mapping[str, float]] | None, every: int,
+                 enabled: bool = True, resume_step: int | None = None):
+        self.score, self.every, self.enabled = score, every, enabled and score is not None
+        self.logger = MetricsLogger(run_dir, enabled=self.enabled, resume_step=resume_step,
+                                    filename=VALIDATION_FILE, tensorboard_run="validation")
+
+    def start(self, step: int) -> None:
+        """Before the first training step: score a fresh run's starting point (a resumed one has it)."""
+        if step == 0:
+            self._run(step)
+
+    def after(self, step: int, last: bool) -> None:
+        """After training step ``step`` (``last``: the run stops after it)."""
+        if step % self.every == 0 or last:
+            self._run(step)
+
+    def _run(self, step: int) -> None:
+        if self.score is None:
+            return
+        values = self.score()
+        self.logger.log(step, values)
+        if self.enabled:
+            log.info("step %d validation: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
+
+    def close(self) -> None:
+        self.logger.close()
+
+
+def accelerate_precision(precision: str, device: str | None) -> str:
+    """A config's precision (``auto``, ``fp32``/``no``, ``bf16``, ``fp16``) as accelerate's ``mixed_precision``.
+
+    ``auto``: bf16 on a GPU that has it, else none. fp16 needs a GPU; bf16 on a CPU without bf16 hardware
+    trains, with a warning of what it costs.
+    """
+    import torch
+
+    from ..device import native_bf16
+
+    on_gpu = torch.cuda.is_available() and device != "cpu"
+    if precision == "auto":
+        return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
+    if precision == "fp16" and not on_gpu:
+        raise ConfigError("precision 'fp16' needs a GPU; use precision: bf16, fp32 or auto on CPU")
+    if precision == "bf16" and not on_gpu and not native_bf16(torch.device("cpu")):
+        # Measured with benchmarks/train_lm.py (small preset, 1 thread, torch 2.14.1) on an AVX2-only AMD
+        # EPYC: 63 tokens/s under bf16 autocast against 1,168 in float32.
+        log.warning("precision bf16 on a CPU without AVX-512 BF16 or AMX: torch emulates bf16 matrix "
+                    "products there, about 18x slower than float32; use precision: fp32 or auto on this CPU")
+    return {"fp32": "no"}.get(precision, precision)
+
+
 class Deadline:
     """A wall-clock budget for a training loop (``max_time`` seconds; None: none), the same on every process.
 
@@ -242,6 +331,19 @@ class Deadline:
 
         late = torch.tensor(float(time.monotonic() - self.start >= self.max_time), device=acc.device)
         return bool(acc.reduce(late, reduction="sum") > 0)
+
+
+def make_accelerator(precision: str, device: str | None = None, grad_accum_steps: int = 1,
+                     find_unused_parameters: bool = False) -> Any:
+    """A fresh ``accelerate.Accelerator`` with this run's precision (:func:`accelerate_precision`) and
+    accumulation; ``device="cpu"`` forces the CPU, None lets accelerate pick (this rank's GPU if any)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    reset_accelerator_state()
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
+    return Accelerator(cpu=device == "cpu", mixed_precision=accelerate_precision(precision, device),
+                       gradient_accumulation_steps=grad_accum_steps, kwargs_handlers=handlers)
 
 
 def reset_accelerator_state() -> None:

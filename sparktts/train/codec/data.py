@@ -13,10 +13,11 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ...audio import load_audio, reference_clip
 from ..run import TrainingError
@@ -83,6 +84,11 @@ def read_clips(data: str | os.PathLike, skipped: SkipLog) -> list[str]:
     return clips
 
 
+def load_training_clip(path: str, cfg: DataConfig) -> np.ndarray:
+    """(N,) float32 at 16 kHz: one clip as training reads it (and validation scores it)."""
+    return load_audio(path, volume_normalize_audio=cfg.volume_normalize, min_samples=400)
+
+
 def frames(seconds: float, hop: int, sample_rate: int) -> int:
     """Samples in ``seconds``, rounded down to whole hops (at least one)."""
     return max(1, int(seconds * sample_rate) // hop) * hop
@@ -108,15 +114,12 @@ class SegmentDataset(Dataset):
     def __len__(self) -> int:
         return 2**62  # indices are drawn by the sampler, not enumerated
 
-    def load(self, path: str) -> np.ndarray:
-        return load_audio(path, volume_normalize_audio=self.cfg.volume_normalize, min_samples=400)
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, int(index)])
         for _ in range(MAX_RETRIES):
             path = self.clips[int(rng.integers(len(self.clips)))]
             try:
-                wav = self.load(path)
+                wav = load_training_clip(path, self.cfg)
             except Exception as exc:  # corrupt data past the header, silence, too short
                 self.skipped.record(path, f"{type(exc).__name__}: {exc}")
                 continue
@@ -155,3 +158,14 @@ class StepSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return 2**62
+
+
+def make_loader(cfg: Any, data: str | os.PathLike, run_dir: Path, start_step: int, acc: Any) -> DataLoader:
+    """The batches of a codec run (``cfg``: its ``CodecTrainConfig``) from optimiser step ``start_step`` on,
+    this process's share; unreadable clips go to ``run_dir/skipped.jsonl`` (main process only)."""
+    skipped = SkipLog(run_dir / SKIPPED_FILE if acc.is_main_process else None)
+    dataset = SegmentDataset(read_clips(data, skipped), cfg.data, cfg.seed, cfg.bicodec().hop_length, skipped)
+    sampler = StepSampler(start_step, cfg.data.batch_size, cfg.grad_accum_steps, acc.num_processes,
+                          acc.process_index)
+    return DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler,
+                      num_workers=cfg.data.num_workers, drop_last=True)

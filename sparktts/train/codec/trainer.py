@@ -23,11 +23,6 @@ exported model, hold rank 0's statistics. ``sync_batchnorm: true`` converts them
 
 The factorized VQ's dead-code reset is synchronised: usage counts are all-reduced and replacement
 vectors are broadcast from rank 0, so the codebook stays identical on every rank.
-
-This module is longer than 400 lines because one training step, its checkpoints and the run loop
-(budget, logging, validation hook, CLI) read as one piece, as vocos and DAC keep their training
-loops; the parts with a life of their own (data, model, losses, discriminators, validation) are
-modules beside it.
 """
 
 from __future__ import annotations
@@ -53,17 +48,20 @@ from ..config import to_dict
 from ..run import (
     CHECKPOINTS_DIR,
     RUN_FILE,
-    VALIDATION_FILE,
     Deadline,
     MetricsLogger,
     TrainingError,
+    Validation,
     prepare_run_dir,
     prune_checkpoints,
     read_run_info,
-    reset_accelerator_state,
+    validation_period,
+    warmup_cosine,
 )
 from ..run import list_checkpoints as run_checkpoints
+from ..run import make_accelerator as run_accelerator
 from .config import CodecTrainConfig, check_fixed_tokens, load_codec_config
+from .data import make_loader
 from .discriminators import Discriminator
 from .features import FeatureStage
 from .losses import MultiResolutionMelLoss, adversarial_loss, discriminator_loss, feature_matching_loss
@@ -79,31 +77,16 @@ ADVERSARIAL_METRICS = ("discriminator", "adversarial", "feature_matching", "grad
 
 
 def lr_factor(cfg: CodecTrainConfig) -> Callable[[int], float]:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` at ``max_steps``.
-
-    With ``optim.schedule_start`` S the decay is at step S + step of the model's whole training, and the
-    warm-up ramps up to that value (``max_steps`` counts the whole training too)."""
-    warm, total, floor = cfg.optim.warmup_steps, cfg.max_steps, cfg.optim.min_lr_ratio
-    start = cfg.optim.schedule_start
-
-    def factor(step: int) -> float:
-        ramp = (step + 1) / warm if step < warm else 1.0
-        progress = min(1.0, max(0, step + start - warm) / max(1, total - warm))
-        return ramp * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-    return factor
+    """Warm-up then cosine decay (:func:`~sparktts.train.run.warmup_cosine`) over the config's
+    ``max_steps``, the whole training; with ``optim.schedule_start`` S it goes on from step S."""
+    o = cfg.optim
+    return warmup_cosine(o.warmup_steps, cfg.max_steps, o.min_lr_ratio, o.schedule_start)
 
 
-def make_accelerator(cfg: CodecTrainConfig, device: str | None = None):
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
-
+def make_accelerator(cfg: CodecTrainConfig, device: str | None = None) -> Any:
     # The x-vector head of ECAPA is never used by the codec, and the speaker path is off in the first
     # steps: DDP must be told that some parameters get no gradient.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    reset_accelerator_state()
-    return Accelerator(cpu=device == "cpu", mixed_precision=cfg.mixed_precision,
-                       gradient_accumulation_steps=cfg.grad_accum_steps, kwargs_handlers=[ddp])
+    return run_accelerator(cfg.mixed_precision, device, cfg.grad_accum_steps, find_unused_parameters=True)
 
 
 class CodecTrainer:
@@ -315,20 +298,6 @@ def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _loader(cfg: CodecTrainConfig, data: str | os.PathLike, run_dir: Path, start_step: int, acc: Any):
-    from torch.utils.data import DataLoader
-
-    from .data import SKIPPED_FILE, SegmentDataset, SkipLog, StepSampler, read_clips
-
-    skipped = SkipLog(run_dir / SKIPPED_FILE if acc.is_main_process else None)
-    clips = read_clips(data, skipped)
-    dataset = SegmentDataset(clips, cfg.data, cfg.seed, cfg.bicodec().hop_length, skipped)
-    sampler = StepSampler(start_step, cfg.data.batch_size, cfg.grad_accum_steps, acc.num_processes,
-                          acc.process_index)
-    return DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler,
-                      num_workers=cfg.data.num_workers, drop_last=True)
-
-
 def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
                 max_steps: int | None = None, resume: bool = False, init: str | os.PathLike | None = None,
                 device: str | None = None, max_time: float | None = None, compile: bool = False,
@@ -352,15 +321,9 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     period) and at the stop (:mod:`sparktts.train.codec.validation`). It changes nothing that trains.
     """
     cfg = load_codec_config(config)
-    if val_every is not None and val_every < 1:
-        raise ConfigError(f"val_every must be >= 1, got {val_every}")
-    if val_clips is not None and val_clips < 1:
-        raise ConfigError(f"val_clips must be >= 1 (or None: all), got {val_clips}")
-    clips: list[ValidationClip] = []
-    if val_data is not None:  # before anything is written: a bad list must not leave a run folder behind
-        clips = load_validation_clips(val_data, cfg, val_clips)
-        if not clips:
-            raise TrainingError(f"--val-data {val_data}: none of its clips could be read; fix the list or drop it")
+    val_every = validation_period(val_every, cfg.checkpoint_every)
+    # Before anything is written: a bad list must not leave a run folder behind.
+    clips = [] if val_data is None else load_validation_clips(val_data, cfg, val_clips)
     out = Path(out).expanduser()
     if resume and (out / RUN_FILE).is_file():
         init = read_run_info(out).get("init")  # what the run started from
@@ -380,23 +343,13 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
     step = trainer.load(checkpoints[-1]) if checkpoints else 0
     stop = cfg.max_steps - cfg.optim.schedule_start if max_steps is None else max_steps
     logger = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=step if resume else None)
-    val_logger = MetricsLogger(run_dir, enabled=acc.is_main_process and bool(clips),
-                               resume_step=step if resume else None, filename=VALIDATION_FILE,
-                               tensorboard_run="validation")
-    val_every = val_every or cfg.checkpoint_every
-
-    def validate() -> None:
-        values = trainer.validate(clips)
-        val_logger.log(step, values)
-        if acc.is_main_process:
-            log.info("step %d: held-out mel %.4f (%d clips)", step, values.get("mel", float("nan")), len(clips))
-
-    batches = iter(_loader(cfg, data, run_dir, step, acc))
+    validation = Validation(run_dir, (lambda: trainer.validate(clips)) if clips else None, val_every,
+                            enabled=acc.is_main_process, resume_step=step if resume else None)
+    batches = iter(make_loader(cfg, data, run_dir, step, acc))
     saved = step
     deadline = Deadline(max_time)
     try:
-        if clips and step == 0:
-            validate()  # the starting point of the curve
+        validation.start(step)
         while step < stop:
             metrics = trainer.train_step([next(batches) for _ in range(cfg.grad_accum_steps)], step)
             step += 1
@@ -412,11 +365,10 @@ def train_codec(config: str | os.PathLike | CodecTrainConfig, data: str | os.Pat
             if step % cfg.checkpoint_every == 0 or step == stop:
                 trainer.save(run_dir, step)
                 saved = step
-            if clips and (step % val_every == 0 or step == stop):
-                validate()
+            validation.after(step, step == stop)
     finally:
         logger.close()
-        val_logger.close()
+        validation.close()
     if saved != step:
         trainer.save(run_dir, step)
     return run_dir

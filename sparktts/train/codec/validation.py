@@ -20,9 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...audio import load_audio, reference_clip
+from ...audio import reference_clip
+from ...errors import ConfigError
+from ..run import TrainingError
 from .config import CodecTrainConfig
-from .data import SkipLog, frames, read_clips
+from .data import SkipLog, frames, load_training_clip, read_clips
 from .losses import MultiResolutionMelLoss
 from .model import CodecTrainModel
 
@@ -45,8 +47,11 @@ def load_validation_clips(data: str | os.PathLike, cfg: CodecTrainConfig, limit:
     """Up to ``limit`` clips of a manifest (or ``sparktts prepare`` folder), spread evenly over it (a list
     sorted by voice or level is sampled across), loaded as the training data is (volume normalisation).
 
-    Unreadable clips are skipped: validation must not stop a run that trains.
+    Unreadable clips are skipped: validation must not stop a run that trains; a list with none readable
+    is refused.
     """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"val_clips must be >= 1 (or None: all), got {limit}")
     paths = read_clips(data, SkipLog(None))
     if limit is not None and len(paths) > limit:
         paths = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, limit).round()]
@@ -55,12 +60,15 @@ def load_validation_clips(data: str | os.PathLike, cfg: CodecTrainConfig, limit:
     clips = []
     for path in paths:
         try:
-            wav = load_audio(path, volume_normalize_audio=cfg.data.volume_normalize, min_samples=400)
+            wav = load_training_clip(path, cfg.data)
         except Exception:  # noqa: BLE001 - as the training data loader: a bad clip is skipped
             continue
         wav = wav[: max(hop, len(wav) // hop * hop)]
         clips.append(ValidationClip(path, torch.from_numpy(np.ascontiguousarray(wav)),
                                     torch.from_numpy(np.ascontiguousarray(reference_clip(wav, ref_len)))))
+    if not clips:
+        raise TrainingError(f"{data}: none of its clips could be read as validation data; fix the list or "
+                            f"drop --val-data")
     return clips
 
 

@@ -18,10 +18,6 @@ version-dependent internals:
 The run directory (:func:`sparktts.train.run.prepare_run_dir`) also holds ``base/`` (the model config and
 tokenizer files the exporter needs), ``examples.json`` (counts, skipped examples), ``metrics.csv`` and
 TensorBoard events.
-
-This module is longer than 400 lines because the guarantees above (loss normalisation, data order,
-checkpoints) and the run loop that relies on them read as one piece; the model, data and validation
-are modules beside it.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -39,7 +34,6 @@ from typing import Any
 import torch
 
 from sparktts.data.shards import read_data_info, read_tokenized
-from sparktts.device import native_bf16
 from sparktts.errors import ConfigError
 from sparktts.fileio import atomic_dir
 from sparktts.train.config import load_config, to_dict
@@ -49,14 +43,16 @@ from sparktts.train.lm.model import TargetLoss, build_model, write_base
 from sparktts.train.lm.validation import HeldOut, check_same_codec, heldout_sums, load_heldout, summarize
 from sparktts.train.run import (
     CHECKPOINTS_DIR,
-    VALIDATION_FILE,
     Deadline,
     MetricsLogger,
     TrainingError,
+    Validation,
     list_checkpoints,
+    make_accelerator,
     prepare_run_dir,
     prune_checkpoints,
-    reset_accelerator_state,
+    validation_period,
+    warmup_cosine,
 )
 
 __all__ = ["LMTrainer", "add_arguments", "latest_checkpoint", "run", "train_lm"]
@@ -76,17 +72,6 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def _lr_lambda(cfg: LMTrainConfig):
-    def f(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        span = max(1, cfg.max_steps - cfg.warmup_steps)
-        t = min(1.0, (step - cfg.warmup_steps) / span)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return f
-
-
 class LMTrainer:
     """The training loop over a fixed list of examples (see the module docstring for the guarantees).
 
@@ -100,12 +85,8 @@ class LMTrainer:
 
     def __init__(self, cfg: LMTrainConfig, examples: list[TrainingExample], model: Any, pad_id: int,
                  accelerator: Any = None, device: str | None = None):
-        from accelerate import Accelerator
-
         if accelerator is None:
-            reset_accelerator_state()
-            accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.precision, device),
-                                      cpu=device == "cpu")
+            accelerator = make_accelerator(cfg.precision, device)
         self.acc = accelerator
         self.cfg = cfg
         world = self.acc.num_processes
@@ -126,7 +107,8 @@ class LMTrainer:
                                 lr=cfg.lr, betas=tuple(cfg.betas))
         self.model, self.optimizer = self.acc.prepare(TargetLoss(model), opt)
         # Not prepared: accelerate would step a prepared scheduler once per process.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, _lr_lambda(cfg))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer.optimizer, warmup_cosine(cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
         self.step = 0
         self._epoch_cache: tuple[int, list[list[int]]] = (-1, [])
 
@@ -275,20 +257,6 @@ class LMTrainer:
         self.step = int(state["step"])
 
 
-def _mixed_precision(precision: str, device: str | None) -> str:
-    on_gpu = torch.cuda.is_available() and device != "cpu"
-    if precision == "auto":
-        return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
-    if precision == "fp16" and not on_gpu:
-        raise ConfigError("precision 'fp16' needs a GPU; use precision: bf16, fp32 or auto on CPU")
-    if precision == "bf16" and not on_gpu and not native_bf16(torch.device("cpu")):
-        # Measured with benchmarks/train_lm.py (small preset, 1 thread, torch 2.14.1) on an AVX2-only AMD
-        # EPYC: 63 tokens/s under bf16 autocast against 1,168 in float32.
-        log.warning("precision bf16 on a CPU without AVX-512 BF16 or AMX: torch emulates bf16 matrix "
-                    "products there, about 18x slower than float32; use precision: fp32 or auto on this CPU")
-    return {"fp32": "no"}.get(precision, precision)
-
-
 def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike, out: str | os.PathLike,
              init: str | os.PathLike | None = None, max_steps: int | None = None, resume: bool = False,
              device: str | None = None, lora: bool | None = None, max_time: float | None = None,
@@ -315,7 +283,6 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         ConfigError: bad or changed config, a checkpoint from another config.
         TrainingError: unwritable ``out``, no data, a run already in ``out`` (without ``resume``).
     """
-    from accelerate import Accelerator
     from transformers import AutoTokenizer
 
     cfg = config if isinstance(config, LMTrainConfig) else load_config(LMTrainConfig, config, "lm")
@@ -323,13 +290,10 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, enabled=lora))
     data = Path(data).expanduser()
     data_info = read_data_info(data)
-    if val_every is not None and val_every < 1:
-        raise ConfigError(f"val_every must be >= 1, got {val_every}")
-    val_every = val_every or cfg.save_every
+    val_every = validation_period(val_every, cfg.save_every)
     if val_data is not None:
         check_same_codec(data_info, Path(val_data).expanduser())
-    reset_accelerator_state()
-    acc = Accelerator(mixed_precision=_mixed_precision(cfg.precision, device), cpu=device == "cpu")
+    acc = make_accelerator(cfg.precision, device)
     out = Path(out).expanduser()
     if resume and (out / "run.json").is_file():
         init = json.loads((out / "run.json").read_text()).get("init")
@@ -362,35 +326,25 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         log.info("resumed from %s", ckpt)
     stop = cfg.max_steps if max_steps is None else min(max_steps, cfg.max_steps)
     metrics = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=trainer.step if resume else None)
-    val_metrics = None if heldout is None else MetricsLogger(
-        run_dir, enabled=acc.is_main_process, resume_step=trainer.step if resume else None,
-        filename=VALIDATION_FILE, tensorboard_run="validation")
-
-    def validate() -> None:
-        values = trainer.validate(heldout)
-        val_metrics.log(trainer.step, values)
-        log.info("step %d validation %s", trainer.step, " ".join(f"{k} {v:.4f}" for k, v in values.items()))
-
+    validation = Validation(run_dir, None if heldout is None else lambda: trainer.validate(heldout), val_every,
+                            enabled=acc.is_main_process, resume_step=trainer.step if resume else None)
     deadline = Deadline(max_time)
     try:
-        if heldout is not None and trainer.step == 0:
-            validate()  # the starting point of the curve
+        validation.start(trainer.step)
         while trainer.step < stop:
             values = trainer.train_step()
             last = trainer.step == stop or deadline.reached(acc)
             if trainer.step % cfg.log_every == 0 or last:
                 metrics.log(trainer.step, values)
                 log.info("step %d loss %.4f lr %.2e", trainer.step, values["loss"], values["lr"])
-            if heldout is not None and (trainer.step % val_every == 0 or last):
-                validate()
+            validation.after(trainer.step, last)
             if trainer.step % cfg.save_every == 0 or last:
                 trainer.save(run_dir)
             if last:
                 break
     finally:
         metrics.close()
-        if val_metrics is not None:
-            val_metrics.close()
+        validation.close()
     acc.wait_for_everyone()
     return run_dir
 
