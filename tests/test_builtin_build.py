@@ -81,9 +81,12 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     # Signal metrics of each round trip against its recording, per clip and their means, in the card too.
     signal = json.loads((evals["roundtrip"] / "codec" / "summary.json").read_text())
     table = (evals["roundtrip"] / "codec" / "metrics.csv").read_text().splitlines()
-    assert table[0] == "utt,stoi,pesq_wb,mel_distance,mcd" and len(table) == 3 and signal["n_scored"] == 2
+    assert table[0] == "utt,stoi,pesq_wb,mel_distance,mcd,notes" and len(table) == 3 and signal["n_scored"] == 2
     assert signal["mel_distance"] > 0 and -1 <= signal["stoi"] <= 1
     assert f"| codec round trip mel distance (log10 mel L1) | {signal['mel_distance']:g} |" in card
+    pitch = json.loads((evals["roundtrip"] / "codec_pitch" / "summary.json").read_text())
+    assert pitch["n_scored"] == 1 and {"f0_rmse", "vuv_error"} <= set(pitch)  # every 4th clip: the first of 2
+    assert "| codec round trip voicing error (every 4th clip) |" in card
 
     # The LLM validated on the held-out clips' tokens (never trained on), with both layouts.
     val = read_metrics(work / "lm-run", "validation.csv")
@@ -217,6 +220,10 @@ def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:
     b_gpu = dataclasses.asdict(load_codec_config(here / "codec_gpu_decoder.yaml", a))
     assert b_cpu["freeze"] == b_gpu["freeze"] and b_cpu["data"]["ref_seconds"] == b_gpu["data"]["ref_seconds"]
     assert b_cpu["discriminator"]["start_step"] > b_cpu["max_steps"]
+    # The CPU GAN experiment: phase B's frozen tokenizer side, the discriminators from its first step.
+    gan = dataclasses.asdict(load_codec_config(here / "codec_cpu_decoder_gan.yaml", a))
+    assert gan["freeze"] == b_cpu["freeze"] and gan["discriminator"]["start_step"] == 0
+    assert gan["data"] == b_cpu["data"] and gan["wav2vec2"] == b_cpu["wav2vec2"]
 
 
 def test_pitch_probe_finds_pitch_where_it_is_and_not_where_it_is_not():

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.signal
 import soundfile as sf
 
-from sparktts.eval.codec_metrics import codec_metrics, mcd, mel_distance, stoi, utmos
-from sparktts.eval.errors import ModelNotAvailableError
+from sparktts.eval.codec_metrics import codec_metrics, f0_metrics, mcd, mel_distance, score_roundtrip, stoi, utmos
+from sparktts.eval.errors import EvalError, ModelNotAvailableError
 
 from ._eval_audio import ARCTIC, require
 
@@ -89,6 +91,50 @@ def test_sample_rate_is_handled(clip) -> None:
     up = soxr.resample(wav, sr, 24000)
     m = codec_metrics(up, up, 24000, f0=False)
     assert m.stoi == pytest.approx(1.0, abs=1e-6) and m.duration_s == pytest.approx(4.0, abs=1e-3)
+
+
+def test_pitch_error_is_measured_in_cents(clip) -> None:
+    import librosa
+
+    wav, sr = clip
+    higher = librosa.effects.pitch_shift(wav.astype(np.float32), sr=sr, n_steps=2)  # 200 cents up
+    rmse, vuv = f0_metrics(wav, higher, sr)
+    assert 150 < rmse < 260 and vuv < 0.25  # the phase vocoder blurs some voicing edges
+
+
+def _harmonics(f0: float, seconds: float = 2.0, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(4000 / f0))) * 0.1
+
+
+def test_a_frame_rate_comb_reads_as_the_octaves_between_it_and_the_voice() -> None:
+    # What a decoder that cannot tell the F0 learns under a mel loss: a comb at its 50 Hz frame rate.
+    rmse, vuv = f0_metrics(_harmonics(160.0), _harmonics(50.0), 16000)
+    assert rmse == pytest.approx(1200 * np.log2(160 / 50), abs=60) and vuv < 0.1
+
+
+def test_score_roundtrip_writes_a_row_per_decoded_clip_and_their_means(clip, degraded, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    wav, sr = clip
+    (tmp_path / "wavs").mkdir()
+    sf.write(tmp_path / "ref.wav", wav, sr)
+    sf.write(tmp_path / "wavs" / "same.wav", wav, sr)
+    sf.write(tmp_path / "wavs" / "noisy.wav", degraded["noise"], sr)
+    items = [SimpleNamespace(utt=u, gt_wav=tmp_path / "ref.wav") for u in ("same", "noisy", "failed")]
+    summary = score_roundtrip(tmp_path, items, progress=False)
+    table = pd.read_csv(tmp_path / "codec" / "metrics.csv")
+    assert table["utt"].tolist() == ["same", "noisy"]  # "failed" has no decoded file: its error is elsewhere
+    same = table.set_index("utt").loc["same"]
+    assert same["stoi"] == pytest.approx(1.0, abs=1e-6) and same["mcd"] == 0.0 and same["f0_rmse"] == 0.0
+    noisy = codec_metrics(tmp_path / "ref.wav", tmp_path / "wavs" / "noisy.wav")
+    assert summary["n_scored"] == 2 and summary["stoi"] == pytest.approx((1.0 + noisy.stoi) / 2, abs=1e-6)
+    assert json.loads((tmp_path / "codec" / "summary.json").read_text()) == pytest.approx(summary)
+    assert sorted(p.name for p in (tmp_path / "codec").iterdir()) == ["metrics.csv", "summary.json"]
+    # Without F0 the slow columns are not there; a decoded clip without a recording is named.
+    assert "f0_rmse" not in score_roundtrip(tmp_path, items[:1], f0=False, folder="fast", progress=False)
+    with pytest.raises(EvalError, match="same has no recording"):
+        score_roundtrip(tmp_path, [SimpleNamespace(utt="same", gt_wav=None)], progress=False)
 
 
 def test_utmos_without_weights(clip, perfect) -> None:

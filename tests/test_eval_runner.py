@@ -562,7 +562,11 @@ def test_cli_roundtrip_codes_each_recording_and_scores_it_against_itself(tiny_re
     assert [it.prompt_wav for it in roundtrip_items(items)] == [*wavs, None]  # SIM against the recording itself
     out = tmp_path / "out"
     assert main(["roundtrip", "--list", str(lst), "--model_dir", str(tiny_release), "--out", str(out),
-                 "--asr", "none", "--sim", "none", "--no-progress"]) == 0
+                 "--asr", "none", "--sim", "none", "--no-progress", "--signal", "--no-f0"]) == 0
+    # --signal: each decoded clip scored against its recording (the one without a recording failed above).
+    signal = pd.read_csv(out / "codec" / "metrics.csv")
+    assert signal["utt"].tolist() == ["rt_0", "rt_1"] and "f0_rmse" not in signal
+    assert (signal["stoi"] < 0.9).all()  # random weights reconstruct nothing
     got = {r["utt"]: r for r in map(json.loads, _lines(out / "results.jsonl"))}
     assert "no recording" in got["rt_none"]["error"]
     for i, w in enumerate(wavs):

@@ -256,39 +256,23 @@ def _eval_codec(args: argparse.Namespace, work: Path, corpus: Path, codec: Path,
     print(f"{name} round trip: WER {summary['wer_utt_mean']} % (median {summary['wer_median']} %), "
           f"SIM {summary['sim_mean']}; on the "
           f"{clear['n_scored']} clear clips {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)"
-          f"; {', '.join(f'{k} {v:.3g}' for k, v in signal.items() if k in SIGNAL_METRICS and v is not None)}")
+          f"; {', '.join(f'{k} {v:.3g}' for k, v in signal.items() if k != 'n_scored' and v is not None)}")
 
 
-SIGNAL_METRICS = ("stoi", "pesq_wb", "mel_distance", "mcd")
+PITCH_EVERY = 4  # pYIN takes about real time per signal: the pitch metrics on every 4th clip (50 of 200)
 
 
 def _signal_metrics(eval_dir: Path, items) -> dict:
-    """``<eval_dir>/codec/``: STOI, PESQ, mel distance and MCD of each round trip against its recording
-    (``sparktts.eval.codec_metrics``; ``metrics.csv`` per clip, ``summary.json`` their means). They move
-    long before Whisper hears words, so they show a codec's progress while its WER still reads 100 %."""
-    import json
+    """``<eval_dir>/codec/``: STOI, PESQ, mel distance and MCD of each round trip against its recording,
+    and ``<eval_dir>/codec_pitch/``: F0 RMSE and voicing error on every ``PITCH_EVERY``-th clip
+    (:func:`sparktts.eval.codec_metrics.score_roundtrip`). They move long before Whisper hears words, so
+    they show a codec's progress while its WER still reads 100 %; the pitch says whether the harmonics
+    are the voice's (phase A's sat at the 50 Hz frame rate)."""
+    from sparktts.eval.codec_metrics import score_roundtrip
 
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from sparktts.eval.codec_metrics import codec_metrics
-    from sparktts.fileio import atomic_write
-
-    rows = []
-    for it in tqdm(items, desc="signal metrics"):
-        decoded = eval_dir / "wavs" / f"{it.utt}.wav"
-        if decoded.is_file():  # a failed item has its error in results.jsonl already
-            scores = codec_metrics(it.gt_wav, decoded, f0=False).to_dict()
-            rows.append({"utt": it.utt, **{k: scores[k] for k in SIGNAL_METRICS}})
-    table = pd.DataFrame(rows, columns=["utt", *SIGNAL_METRICS])
-    summary = {k: None if table[k].isna().all() else float(table[k].mean()) for k in SIGNAL_METRICS}
-    summary["n_scored"] = len(table)
-    (eval_dir / "codec").mkdir(exist_ok=True)
-    with atomic_write(eval_dir / "codec" / "metrics.csv", "w") as f:
-        table.to_csv(f, index=False)
-    with atomic_write(eval_dir / "codec" / "summary.json", "w") as f:
-        f.write(json.dumps(summary, indent=1))
-    return summary
+    summary = score_roundtrip(eval_dir, items, f0=False)
+    pitch = score_roundtrip(eval_dir, items[::PITCH_EVERY], f0=True, folder="codec_pitch")
+    return {**summary, "f0_rmse": pitch["f0_rmse"], "vuv_error": pitch["vuv_error"]}
 
 
 @functools.cache  # once per build: every codec export and both release evals compare with it
@@ -459,7 +443,8 @@ def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path,
             # whatever a run folder left from before holds.
             if step and (work / f"{name}-run").is_dir()]
     runs = earlier + runs
-    evals = {**scored, "espeak": work / "eval" / "espeak", "roundtrip_signal": scored["roundtrip"] / "codec"}
+    evals = {**scored, "espeak": work / "eval" / "espeak", "roundtrip_signal": scored["roundtrip"] / "codec",
+             "roundtrip_pitch": scored["roundtrip"] / "codec_pitch"}
     for name in ("roundtrip", "clone", "create"):
         evals[f"{name}_clear"] = scored[name] / "clear"
     card.write_model_card(out / "MODEL_CARD.md",

@@ -42,6 +42,8 @@ TARGETS = (
     Target("roundtrip_signal", "codec round trip STOI (to the recording)", ("stoi",), None),
     Target("roundtrip_signal", "codec round trip PESQ wide band", ("pesq_wb",), None),
     Target("roundtrip_signal", "codec round trip mel distance (log10 mel L1)", ("mel_distance",), None, True),
+    Target("roundtrip_pitch", "codec round trip F0 RMSE (cents, every 4th clip)", ("f0_rmse",), None, True),
+    Target("roundtrip_pitch", "codec round trip voicing error (every 4th clip)", ("vuv_error",), None, True),
     Target("espeak", "espeak-ng's own held-out audio WER (the ceiling)", ("wer_utt_mean",), None, True, " %"),
     Target("roundtrip_clear", "codec round trip WER, clips Whisper hears in espeak's audio (≤ 20 %)",
            ("wer_utt_mean",), 20.0, True, " %"),

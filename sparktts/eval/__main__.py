@@ -11,7 +11,10 @@ Round-trip each item's recording (``gt_wav``, or ``audio`` in a manifest) throug
 (SIM against the recording itself)::
 
     python -m sparktts.eval roundtrip --list corpus/heldout.jsonl --model_dir runs/codec-release \\
-        --out results/codec --asr-model base
+        --out results/codec --asr-model base --signal
+
+(``--signal``: also STOI, PESQ, mel distance, MCD, F0 RMSE and voicing error of each clip against its
+recording, in ``results/codec/codec/``; ``--no-f0`` skips the two pitch metrics, the slow ones.)
 
 Synthesise with a Spark-TTS checkpoint, then score::
 
@@ -36,6 +39,7 @@ from sparktts import defaults
 from sparktts.errors import SparkTTSError
 
 from .asr import ASR_BACKENDS
+from .codec_metrics import SIGNAL_DIR, score_roundtrip
 from .errors import EvalError
 from .lists import read_list
 from .runner import ScoringConfig, run_eval, sparktts_synthesizer
@@ -106,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(trip)
     trip.add_argument("--model_dir", "--model-dir", dest="model_dir", required=True, type=Path,
                       help="release (or codec) folder with config.yaml, BiCodec/ and wav2vec2-large-xlsr-53/")
+    trip.add_argument("--signal", action="store_true",
+                      help="also score each round trip against its recording: STOI, PESQ, mel distance, MCD, "
+                           "F0 RMSE and voicing error (OUT/codec/metrics.csv and summary.json)")
+    trip.add_argument("--no-f0", dest="f0", action="store_false",
+                      help="with --signal: skip F0 RMSE and voicing error (pYIN, about real time per clip)")
     run = sub.add_parser("run", help="synthesise each item with Spark-TTS, then score it")
     _add_common(run)
     run.add_argument(
@@ -198,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "score":
             run = run_eval(items, args.out, wav_dir=args.wavs, **common)
         elif args.command == "roundtrip":
-            run = run_eval(roundtrip_items(items), args.out,
-                           synthesize=_codec_roundtrip(args.model_dir, opts["device"]), **common)
+            items = roundtrip_items(items)
+            run = run_eval(items, args.out, synthesize=_codec_roundtrip(args.model_dir, opts["device"]), **common)
+            if args.signal:
+                signal = score_roundtrip(args.out, items, f0=args.f0, progress=not args.no_progress)
         else:
             synthesize = _sparktts_synthesizer(args.model_dir, opts["device"], args.seed, args.dtype, args.quantize)
             run = run_eval(items, args.out, synthesize=synthesize, **common)
@@ -222,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         f"missing wavs {s['n_missing']}; "
         f"{s['metric'].upper()} (utterance mean) {s['wer_utt_mean']} %, SIM {s['sim_mean']}"
     )
+    if getattr(args, "signal", False):
+        print("signal (means over clips): " + ", ".join(f"{k} {v:.4g}" for k, v in signal.items()
+                                                          if k != "n_scored" and v is not None)
+              + f"; {signal['n_scored']} clips, per clip in {args.out / SIGNAL_DIR / 'metrics.csv'}")
     print(f"results: {args.out / 'results.jsonl'}  summary: {args.out / 'summary.json'}")
     return 0
 
