@@ -121,14 +121,19 @@ def test_score_roundtrip_writes_a_row_per_decoded_clip_and_their_means(clip, deg
     sf.write(tmp_path / "ref.wav", wav, sr)
     sf.write(tmp_path / "wavs" / "same.wav", wav, sr)
     sf.write(tmp_path / "wavs" / "noisy.wav", degraded["noise"], sr)
-    items = [SimpleNamespace(utt=u, gt_wav=tmp_path / "ref.wav") for u in ("same", "noisy", "failed")]
+    (tmp_path / "wavs" / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    items = [SimpleNamespace(utt=u, gt_wav=tmp_path / "ref.wav") for u in ("same", "noisy", "corrupt", "failed")]
     summary = score_roundtrip(tmp_path, items, progress=False)
     table = pd.read_csv(tmp_path / "codec" / "metrics.csv")
-    assert table["utt"].tolist() == ["same", "noisy"]  # "failed" has no decoded file: its error is elsewhere
+    # "failed" has no decoded file (its error is in results.jsonl); a corrupt one gets NaNs and the reason.
+    assert table["utt"].tolist() == ["same", "noisy", "corrupt"]
+    corrupt = table.set_index("utt").loc["corrupt"]
+    assert math.isnan(corrupt["stoi"]) and "Error" in corrupt["notes"]
     same = table.set_index("utt").loc["same"]
     assert same["stoi"] == pytest.approx(1.0, abs=1e-6) and same["mcd"] == 0.0 and same["f0_rmse"] == 0.0
     noisy = codec_metrics(tmp_path / "ref.wav", tmp_path / "wavs" / "noisy.wav")
-    assert summary["n_scored"] == 2 and summary["stoi"] == pytest.approx((1.0 + noisy.stoi) / 2, abs=1e-6)
+    assert summary["n_scored"] == 2 and summary["n_errors"] == 1
+    assert summary["stoi"] == pytest.approx((1.0 + noisy.stoi) / 2, abs=1e-6)
     assert json.loads((tmp_path / "codec" / "summary.json").read_text()) == pytest.approx(summary)
     assert sorted(p.name for p in (tmp_path / "codec").iterdir()) == ["metrics.csv", "summary.json"]
     # Without F0 the slow columns are not there; a decoded clip without a recording is named.

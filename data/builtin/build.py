@@ -256,7 +256,7 @@ def _eval_codec(args: argparse.Namespace, work: Path, corpus: Path, codec: Path,
     print(f"{name} round trip: WER {summary['wer_utt_mean']} % (median {summary['wer_median']} %), "
           f"SIM {summary['sim_mean']}; on the "
           f"{clear['n_scored']} clear clips {clear['wer_utt_mean']} % (espeak's own: {clear['espeak_wer_utt_mean']} %)"
-          f"; {', '.join(f'{k} {v:.3g}' for k, v in signal.items() if k != 'n_scored' and v is not None)}")
+          f"; {', '.join(f'{k} {v:.3g}' for k, v in signal.items() if not k.startswith('n_') and v is not None)}")
 
 
 PITCH_EVERY = 4  # pYIN takes about real time per signal: the pitch metrics on every 4th clip (50 of 200)

@@ -235,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if getattr(args, "signal", False):
         print("signal (means over clips): " + ", ".join(f"{k} {v:.4g}" for k, v in signal.items()
-                                                          if k != "n_scored" and v is not None)
-              + f"; {signal['n_scored']} clips, per clip in {args.out / SIGNAL_DIR / 'metrics.csv'}")
+                                                          if not k.startswith("n_") and v is not None)
+              + f"; {signal['n_scored']} clips ({signal['n_errors']} failed), per clip in "
+                f"{args.out / SIGNAL_DIR / 'metrics.csv'}")
     print(f"results: {args.out / 'results.jsonl'}  summary: {args.out / 'summary.json'}")
     return 0
 

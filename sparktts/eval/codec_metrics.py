@@ -320,7 +320,7 @@ def score_roundtrip(eval_dir: str | os.PathLike, items: Iterable[Any], *, f0: bo
     ``eval_dir``: a round-trip evaluation (``<eval_dir>/wavs/<utt>.wav``, as ``python -m sparktts.eval
     roundtrip`` writes); ``items``: its list (each with ``utt`` and ``gt_wav``). Writes
     ``<eval_dir>/<folder>/metrics.csv`` (one row per clip) and ``summary.json`` (each metric's mean over
-    the clips where it is defined, ``None`` where it is nowhere, and ``n_scored``), and returns the
+    the clips where it is defined, ``None`` where it is nowhere, ``n_scored`` and ``n_errors``), and returns the
     summary. Clips whose decoded file is missing (a failed item, with its error in ``results.jsonl``)
     are left out; one that cannot be scored gets NaNs and its reason in the ``notes`` column.
     ``f0``: also F0 RMSE and voicing error (pYIN: about real time per signal on one core).
@@ -343,12 +343,13 @@ def score_roundtrip(eval_dir: str | os.PathLike, items: Iterable[Any], *, f0: bo
             raise EvalError(f"item {item.utt} has no recording (gt_wav) to compare its round trip with.")
         try:
             scores = codec_metrics(item.gt_wav, decoded, f0=f0).to_dict()
-        except EvalError as exc:  # empty audio: this clip's row says why, the others go on
-            scores = {"notes": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - empty or unreadable audio: this clip's row says why
+            scores = {"notes": f"{type(exc).__name__}: {exc}"}
         rows.append({"utt": item.utt, **{k: scores.get(k, math.nan) for k in names}, "notes": scores["notes"]})
     table = pd.DataFrame(rows, columns=["utt", *names, "notes"])
     summary = {k: None if table[k].isna().all() else float(table[k].mean()) for k in names}
-    summary["n_scored"] = len(table)
+    failed = table[list(names)].isna().all(axis=1)
+    summary["n_scored"], summary["n_errors"] = int((~failed).sum()), int(failed.sum())
     (eval_dir / folder).mkdir(parents=True, exist_ok=True)
     with atomic_write(eval_dir / folder / "metrics.csv", "w") as f:
         table.to_csv(f, index=False)
