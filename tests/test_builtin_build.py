@@ -103,11 +103,15 @@ def test_smoke_recipe_writes_a_release_and_a_rerun_only_resumes(tmp_path: Path) 
     result = tts.create("A short test.", "female", "moderate", "moderate", seed=0, max_new_tokens=48)
     assert result.sample_rate == 16000
     # --lm-init: another machine's LLM (a committed snapshot) goes on from that export's weights.
+    # Its records (here: this build's own LM run, 2 steps) say where its learning-rate schedule goes on.
     again = tmp_path / "again"
     shutil.copytree(work, again, ignore=shutil.ignore_patterns("lm-run", "lm", "eval"))
+    shutil.copytree(work / "lm-run", again / "records" / "05-lm-run", ignore=shutil.ignore_patterns("checkpoints"))
     assert build.main([*argv[:1], str(again), *argv[2:], "--stages", "lm", "--lm-init", str(out)]) == 0
     assert json.loads((again / "lm-run" / "run.json").read_text())["init"] == str(out.resolve())
     assert read_metrics(again / "lm-run")["step"].tolist()[-1] == 2
+    # (what schedule_start does to the rates: tests/test_train_lm.py)
+    assert yaml.safe_load((again / "lm-run" / "config.yaml").read_text())["schedule_start"] == 2
 
 
 def test_a_spent_budget_exports_phase_a_as_it_is_and_the_next_call_goes_on(tmp_path: Path) -> None:

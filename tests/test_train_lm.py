@@ -196,6 +196,27 @@ def test_bf16_autocast_trains_on_cpu(data_dir: Path, tmp_path: Path, caplog, mon
         run_module.accelerate_precision("fp16", "cpu")
 
 
+def test_a_run_from_a_snapshot_goes_on_with_the_schedule_where_the_snapshot_left_it(data_dir: Path,
+                                                                                     tmp_path: Path) -> None:
+    from sparktts.train.export import export_run
+
+    # The snapshot's run: 6 steps of a 10-step schedule (lr logged before each step's update).
+    first = train_lm(tiny(lr=1e-2, warmup_steps=2, log_every=1), data_dir, tmp_path / "first", max_steps=6,
+                     device="cpu")
+    release = export_run(first, tmp_path / "snapshot")
+    later = train_lm(tiny(lr=1e-2, warmup_steps=2, log_every=1, schedule_start=6), data_dir, tmp_path / "later",
+                     init=release, device="cpu")
+    lr = pd.read_csv(later / "metrics.csv")["lr"].tolist()
+    full = pd.read_csv(train_lm(tiny(lr=1e-2, warmup_steps=2, log_every=1), data_dir, tmp_path / "full",
+                                device="cpu") / "metrics.csv")["lr"].tolist()
+    assert len(lr) == 4  # what is left of the 10-step schedule
+    # Past its own warm-up the rates are the uninterrupted run's from step 6 on, not a fresh decay from 1e-2;
+    # during the warm-up they ramp up to that point, not to the peak.
+    assert lr[2:] == pytest.approx(full[8:10]) and lr[0] == pytest.approx(full[6] / 2)
+    with pytest.raises(ConfigError, match=r"schedule_start \(10: steps trained before this run\) must lie in"):
+        tiny(schedule_start=10)
+
+
 def test_resume_gives_the_same_next_losses(reference_run: Path, data_dir: Path, tmp_path: Path) -> None:
     run = train_lm(tiny(), data_dir, tmp_path / "run", max_steps=2, device="cpu")
     assert latest_checkpoint(run).name == "step-00000002"

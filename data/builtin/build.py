@@ -68,7 +68,7 @@ class Phase:
     kind: str
     config: str
     stop: int | None
-    before: int = 0  # steps the model trained before this phase's run (a continued phase A)
+    before: int = 0  # steps the model trained before this phase's run (a continued phase A, an LM snapshot)
 
 
 class Budget:
@@ -98,8 +98,9 @@ def codec_phases(args: argparse.Namespace, before: int = 0) -> tuple[Phase, ...]
             Phase("codec-b", "codec", args.decoder_config, 0 if args.codec_steps == 0 else None))
 
 
-def lm_phases(args: argparse.Namespace) -> tuple[Phase, ...]:
-    return (Phase("lm", "lm", args.lm_config, None),)
+def lm_phases(args: argparse.Namespace, recorded: int = 0) -> tuple[Phase, ...]:
+    """``recorded``: the LM steps in the records of a ``--lm-init`` snapshot (its schedule goes on from there)."""
+    return (Phase("lm", "lm", args.lm_config, None, recorded if args.lm_init else 0),)
 
 
 TOKENS_FROM = "codec-a"  # the codec whose tokens the LLM learns; codec-b keeps them
@@ -136,6 +137,18 @@ def _codec_config(phase: Phase, init: Path | None):
         "model": str(init), "wav2vec2": {"pretrained": str(init)},
         "data": {"ref_seconds": audio["ref_segment_duration"], "volume_normalize": audio["volume_normalize"]},
         "speaker_start_step": 0, **({"optim": {"schedule_start": phase.before}} if phase.before else {})})
+
+
+def _lm_config(phase: Phase, init: Path | None):
+    """The LM phase's config; from a snapshot of an earlier run (``--lm-init``: ``phase.before`` steps in its
+    records) the learning-rate schedule goes on where that run left it (``schedule_start``)."""
+    import dataclasses
+
+    from sparktts.train.config import load_config
+    from sparktts.train.lm.config import LMTrainConfig
+
+    cfg = load_config(LMTrainConfig, phase.config, "lm")
+    return dataclasses.replace(cfg, schedule_start=phase.before) if init is not None and phase.before else cfg
 
 
 def _stop(phase: Phase, args: argparse.Namespace, last_stop: int | None = None) -> int | None:
@@ -220,8 +233,8 @@ def run_phases(phases: tuple[Phase, ...], work: Path, data: Path, args: argparse
                 train_codec(_codec_config(phase, init), data, run, max_steps=stop, resume=resume, init=init,
                             max_time=left, compile=args.compile, val_data=val_data)
             else:
-                train_lm(phase.config, data, run, init=init, max_steps=stop, resume=resume, max_time=left,
-                         val_data=val_data)
+                train_lm(_lm_config(phase, init), data, run, init=init, max_steps=stop, resume=resume,
+                         max_time=left, val_data=val_data)
             step = _latest_step(phase, run)
             if not export.is_dir() or _exported_steps(work).get(phase.name) != step:
                 with atomic_dir(export, replace=True) as tmp:  # the last export stays until this one is whole
@@ -365,7 +378,8 @@ def build(args: argparse.Namespace) -> None:
     if "lm" in stages:
         val = heldout_tokens if (heldout_tokens / "info.json").is_file() else None
         lm_init = None if args.lm_init is None else Path(args.lm_init).expanduser().resolve()
-        if not run_phases(lm_phases(args), work, tokens, args, args.lm_steps, budget, init=lm_init, val_data=val):
+        phases_lm = lm_phases(args, _recorded_steps(earlier, "lm"))
+        if not run_phases(phases_lm, work, tokens, args, args.lm_steps, budget, init=lm_init, val_data=val):
             print("lm: --max-minutes spent; rerun to go on")
             return
     if "release" in stages:
@@ -422,13 +436,15 @@ def _earlier_runs(work: Path) -> list[tuple[str, Path, int, str]]:
     return runs
 
 
-def _recorded_steps(earlier: list[tuple[str, Path, int, str]]) -> int:
-    """The steps of the codec runs among ``earlier`` (``_earlier_runs``): what a ``--codec-a-init`` snapshot
-    trained."""
+def _recorded_steps(earlier: list[tuple[str, Path, int, str]], kind: str = "codec") -> int:
+    """The steps of the ``kind`` runs among ``earlier`` (``_earlier_runs``): what a ``--codec-a-init`` (codec)
+    or ``--lm-init`` (lm) snapshot trained. Records without a ``run.json`` are codec runs (the oldest)."""
     import json
 
-    return sum(step for _, run, step, _ in earlier
-               if not (run / "run.json").is_file() or json.loads((run / "run.json").read_text()).get("kind") == "codec")
+    def run_kind(run: Path) -> str:
+        return json.loads((run / "run.json").read_text()).get("kind") if (run / "run.json").is_file() else "codec"
+
+    return sum(step for _, run, step, _ in earlier if run_kind(run) == kind)
 
 
 def _write_card(args: argparse.Namespace, work: Path, corpus: Path, out: Path,

@@ -64,6 +64,9 @@ class LMTrainConfig:
         lr / min_lr_ratio / warmup_steps: linear warm-up then cosine decay to ``lr * min_lr_ratio`` at
             ``max_steps`` (``--max-steps`` stops earlier without changing the schedule, so a run stopped
             and resumed follows the same curve).
+        schedule_start: steps the model was already trained on this schedule (a run from a snapshot of
+            another run, ``--init``): the decay goes on from there instead of restarting at ``lr``, and
+            the run stops at ``max_steps - schedule_start`` steps of its own.
         group_by_length: batch examples of similar length (less padding; the order stays random).
         precision: "auto" (bf16 on a GPU that has it, else fp32), "fp32", "bf16" (autocast; on CPU too,
             where AVX-512 BF16 / AMX make it faster), "fp16" (GPU).
@@ -83,6 +86,7 @@ class LMTrainConfig:
     betas: tuple[float, ...] = (0.9, 0.95)
     grad_clip: float = 1.0
     max_steps: int = 1000
+    schedule_start: int = 0
     group_by_length: bool = True
     precision: str = "auto"
     seed: int = 0
@@ -100,6 +104,9 @@ class LMTrainConfig:
                      "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.schedule_start < self.max_steps:
+            raise ConfigError(f"schedule_start ({self.schedule_start}: steps trained before this run) must lie in "
+                              f"[0, max_steps {self.max_steps})")
         if self.batch_size % self.grad_accum:
             raise ConfigError(f"batch_size {self.batch_size} is not a multiple of grad_accum {self.grad_accum}")
         if len(self.betas) != 2:

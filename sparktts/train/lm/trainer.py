@@ -107,8 +107,8 @@ class LMTrainer:
                                 lr=cfg.lr, betas=tuple(cfg.betas))
         self.model, self.optimizer = self.acc.prepare(TargetLoss(model), opt)
         # Not prepared: accelerate would step a prepared scheduler once per process.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer.optimizer, warmup_cosine(cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
+        schedule = warmup_cosine(cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, cfg.schedule_start)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, schedule)
         self.step = 0
         self._epoch_cache: tuple[int, list[list[int]]] = (-1, [])
 
@@ -268,8 +268,8 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
         data: folder written by :func:`sparktts.data.prepare.prepare`.
         out: run directory (created; must not hold a run unless ``resume``).
         init: a release directory (or its ``LLM/``) to fine-tune; None trains from the config's dimensions.
-        max_steps: stop after this many optimiser steps in total (default ``config.max_steps``); the
-            learning-rate schedule always spans ``config.max_steps``.
+        max_steps: stop after this many optimiser steps in total (default ``config.max_steps``, less
+            ``config.schedule_start``); the learning-rate schedule always spans ``config.max_steps``.
         resume: continue the run in ``out`` from its latest checkpoint.
         device: "cpu" forces CPU; None lets accelerate pick (the GPU of this rank when there is one).
         lora: override ``config.lora.enabled``.
@@ -324,7 +324,8 @@ def train_lm(config: str | os.PathLike | LMTrainConfig, data: str | os.PathLike,
     if ckpt is not None:
         trainer.load(ckpt)
         log.info("resumed from %s", ckpt)
-    stop = cfg.max_steps if max_steps is None else min(max_steps, cfg.max_steps)
+    total = cfg.max_steps - cfg.schedule_start  # the schedule's steps left to this run
+    stop = total if max_steps is None else min(max_steps, total)
     metrics = MetricsLogger(run_dir, enabled=acc.is_main_process, resume_step=trainer.step if resume else None)
     validation = Validation(run_dir, None if heldout is None else lambda: trainer.validate(heldout), val_every,
                             enabled=acc.is_main_process, resume_step=trainer.step if resume else None)
