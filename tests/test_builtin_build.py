@@ -205,7 +205,7 @@ def test_committed_snapshots_unpack_into_what_build_py_continues_from(tmp_path: 
     assert json.loads((run / "run.json").read_text())["kind"] == "lm"  # not counted as phase A's steps
     last = [int(line.split(",")[0]) for f in ("metrics.csv", "validation.csv")
             for line in (run / f).read_text().splitlines()[-1:]]
-    assert last[0] == last[1] == 2250
+    assert last[0] == last[1] == 3500
 
 
 def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:
