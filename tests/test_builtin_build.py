@@ -228,6 +228,10 @@ def test_cpu_configs_are_the_gpu_recipe_at_a_cpu_batch() -> None:
     gan = dataclasses.asdict(load_codec_config(here / "codec_cpu_decoder_gan.yaml", a))
     assert gan["freeze"] == b_cpu["freeze"] and gan["discriminator"]["start_step"] == 0
     assert gan["data"] == b_cpu["data"] and gan["wav2vec2"] == b_cpu["wav2vec2"]
+    # The CPU pitch experiment: phase A's training (nothing frozen, no GAN) with a stronger pitch loss.
+    pitch = load_codec_config(here / "codec_cpu_pitch.yaml", a)
+    assert pitch.freeze == () and pitch.discriminator.start_step > pitch.max_steps
+    assert pitch.loss.pitch > cpu.loss.pitch and pitch.data == cpu.data and pitch.loss.mel == cpu.loss.mel
 
 
 def test_pitch_probe_finds_pitch_where_it_is_and_not_where_it_is_not():
